@@ -1,0 +1,183 @@
+//! The command line: `serve`, `migrate`, `create-staff`, `config`.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::AppState;
+use crate::config::{Config, LogFormat};
+use crate::store::Db;
+
+#[derive(Parser)]
+#[command(name = "roster", version, about = "Roster: a self-hosted backend for coaching and training organisations")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply migrations and serve the API (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Create an active platform staff user.
+    CreateStaff {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password: String,
+    },
+    /// Print the effective settings, secrets masked.
+    Config,
+}
+
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("roster: configuration error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    init_logging(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("roster: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(config).await,
+            Command::Migrate => {
+                let db = open_database(&config).await?;
+                db.close().await;
+                println!("migrations applied");
+                Ok(())
+            }
+            Command::CreateStaff { email, password } => {
+                let state = open_state(config).await?;
+                let user = crate::domain::accounts::create_staff(&state, &email, &password)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}", describe_error(&e)))?;
+                println!("created staff user {} (id {})", user.email, user.id);
+                Ok(())
+            }
+            Command::Config => {
+                print!("{}", config.describe());
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("roster: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn describe_error(e: &crate::domain::Error) -> String {
+    match e {
+        crate::domain::Error::Validation(fields) => fields
+            .0
+            .iter()
+            .map(|(f, msgs)| format!("{f}: {}", msgs.join(" ")))
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.to_string(),
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ROSTER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let json = match format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Opens the database (creating the data directory for SQLite) and applies
+/// migrations.
+pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let url = config.database_url();
+    let db = Db::connect(&url, config.database_max_connections).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+/// The configured secret key, or the one kept in `data_dir/secret_key`
+/// (created on first start, readable only by its owner).
+pub fn secret_key(config: &Config) -> anyhow::Result<String> {
+    if let Some(key) = &config.secret_key {
+        if key.len() < 32 {
+            anyhow::bail!("ROSTER_SECRET_KEY must be at least 32 bytes long");
+        }
+        return Ok(key.clone());
+    }
+    let path = config.data_dir.join("secret_key");
+    if path.exists() {
+        let key = std::fs::read_to_string(&path)?.trim().to_string();
+        if key.len() < 32 {
+            anyhow::bail!("{} holds a key shorter than 32 bytes", path.display());
+        }
+        return Ok(key);
+    }
+    let mut bytes = [0u8; 48];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    let key = hex::encode(bytes);
+    write_private(&path, &key)?;
+    tracing::info!(path = %path.display(), "generated a new secret key");
+    Ok(key)
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}
+
+async fn open_state(config: Config) -> anyhow::Result<AppState> {
+    let db = open_database(&config).await?;
+    let key = secret_key(&config)?;
+    Ok(AppState::new(db, config, &key))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listen = config.listen.clone();
+    let state = open_state(config).await?;
+    let listener = tokio::net::TcpListener::bind(&listen).await?;
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        database = state.db.backend(),
+        public_url = %state.config.public_url,
+        "roster is serving"
+    );
+    let shutdown = crate::server::shutdown_on_signals();
+    crate::server::run(listener, state.clone(), shutdown).await?;
+    state.db.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,49 @@
+//! Who is calling: the user behind an access token, re-checked against the
+//! database on every request, so that a deactivation, demotion or password
+//! change takes effect on the very next request.
+
+use super::tokens::TokenType;
+use super::{AuthError, Error, Result, Role};
+use crate::app::AppState;
+use crate::store::users::{self, UserRow};
+
+/// The authenticated user of a request.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user: UserRow,
+    pub role: Role,
+}
+
+impl Principal {
+    pub fn id(&self) -> i64 {
+        self.user.id
+    }
+
+    /// The organisation of an admin; `Forbidden` for anyone else.
+    pub fn admin_organization(&self) -> Result<i64> {
+        match (self.role, self.user.organization_id) {
+            (Role::Admin, Some(org)) => Ok(org),
+            _ => Err(Error::Forbidden(None)),
+        }
+    }
+}
+
+/// Resolves an access token to its user.
+pub async fn principal_from_access_token(state: &AppState, token: &str) -> Result<Principal> {
+    let claims = state
+        .keys
+        .verify_jwt(token, Some(TokenType::Access))
+        .map_err(AuthError::InvalidAccessToken)?;
+    let mut tx = state.db.begin().await?;
+    let user = users::find_by_id(&mut tx, claims.user_id).await?;
+    tx.commit().await?;
+    let user = user.ok_or(AuthError::UserNotFound)?;
+    if !user.is_active {
+        return Err(AuthError::UserInactive.into());
+    }
+    if user.token_version != claims.version {
+        return Err(AuthError::PasswordChanged.into());
+    }
+    let role = Role::parse(&user.role).ok_or_else(|| Error::Internal(format!("unknown role {:?}", user.role)))?;
+    Ok(Principal { user, role })
+}

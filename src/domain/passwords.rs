@@ -1,0 +1,225 @@
+//! Password rules (Django's four validators) and argon2id hashing kept off
+//! the async workers.
+
+use std::collections::HashSet;
+use std::sync::{Arc, LazyLock};
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use tokio::sync::Semaphore;
+
+use super::{Error, Result};
+use crate::config::Config;
+
+/// Django's list of 20,000 common passwords (BSD licence), lower-cased.
+static COMMON_PASSWORDS: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| include_str!("common-passwords.txt").lines().map(str::trim).collect());
+
+/// What a new password must satisfy; all of it is configurable.
+#[derive(Debug, Clone)]
+pub struct PasswordPolicy {
+    pub min_length: usize,
+    pub max_length: usize,
+    pub check_common: bool,
+    pub check_similarity: bool,
+}
+
+impl PasswordPolicy {
+    pub fn from_config(cfg: &Config) -> Self {
+        PasswordPolicy {
+            min_length: cfg.password_min_length,
+            max_length: cfg.password_max_length,
+            check_common: cfg.password_check_common,
+            check_similarity: cfg.password_check_similarity,
+        }
+    }
+
+    /// Every rule the password breaks, in Django's order and wording.
+    /// `attributes` are the user's (verbose name, value) pairs that the
+    /// password must not resemble.
+    pub fn problems(&self, password: &str, attributes: &[(&str, &str)]) -> Vec<String> {
+        let mut problems = Vec::new();
+        let length = password.chars().count();
+        if self.check_similarity
+            && let Some(name) = too_similar(password, attributes)
+        {
+            problems.push(format!("The password is too similar to the {name}."));
+        }
+        if length < self.min_length {
+            problems.push(format!(
+                "This password is too short. It must contain at least {} character{}.",
+                self.min_length,
+                if self.min_length == 1 { "" } else { "s" }
+            ));
+        }
+        if length > self.max_length {
+            problems.push(format!(
+                "This password is too long. It must contain at most {} characters.",
+                self.max_length
+            ));
+        }
+        if self.check_common && COMMON_PASSWORDS.contains(password.trim().to_lowercase().as_str()) {
+            problems.push("This password is too common.".into());
+        }
+        if !password.is_empty() && password.chars().all(|c| c.is_numeric()) {
+            problems.push("This password is entirely numeric.".into());
+        }
+        problems
+    }
+}
+
+/// Django's `UserAttributeSimilarityValidator` (max similarity 0.7): the
+/// verbose name of the first attribute the password resembles.
+fn too_similar<'a>(password: &str, attributes: &[(&'a str, &str)]) -> Option<&'a str> {
+    const MAX_SIMILARITY: f64 = 0.7;
+    let password = password.to_lowercase();
+    let pwd_len = password.chars().count();
+    for (name, value) in attributes {
+        if value.is_empty() {
+            continue;
+        }
+        let value = value.to_lowercase();
+        let mut parts: Vec<&str> = value.split(|c: char| !(c.is_alphanumeric() || c == '_')).collect();
+        parts.push(&value);
+        for part in parts {
+            let part_len = part.chars().count();
+            // Django skips parts far shorter than the password: they cannot
+            // reach the threshold and the comparison would be wasted.
+            if pwd_len >= 10 * part_len && (part_len as f64) < MAX_SIMILARITY / 2.0 * pwd_len as f64 {
+                continue;
+            }
+            if quick_ratio(&password, part) >= MAX_SIMILARITY {
+                return Some(name);
+            }
+        }
+    }
+    None
+}
+
+/// Python's `SequenceMatcher.quick_ratio`: 2 * (shared characters, as
+/// multisets) / (total length).
+fn quick_ratio(a: &str, b: &str) -> f64 {
+    let total = a.chars().count() + b.chars().count();
+    if total == 0 {
+        return 1.0;
+    }
+    let mut counts = std::collections::HashMap::new();
+    for c in b.chars() {
+        *counts.entry(c).or_insert(0i32) += 1;
+    }
+    let mut matches = 0;
+    for c in a.chars() {
+        if let Some(n) = counts.get_mut(&c)
+            && *n > 0
+        {
+            *n -= 1;
+            matches += 1;
+        }
+    }
+    2.0 * matches as f64 / total as f64
+}
+
+/// Hashes and verifies passwords on the blocking pool, at most
+/// `concurrency` at a time: each argon2id hash holds 19 MiB and ~40 ms of a
+/// core, so a login flood queues here instead of starving other requests.
+#[derive(Clone)]
+pub struct Hasher {
+    permits: Arc<Semaphore>,
+    /// A real hash of a random password, verified against when the email is
+    /// unknown so that a miss costs the same time as a wrong password.
+    dummy: Arc<String>,
+}
+
+/// The stored value of a user who cannot log in with a password.
+pub const UNUSABLE_PASSWORD: &str = "!";
+
+impl Hasher {
+    pub fn new(concurrency: usize) -> Self {
+        let random = uuid::Uuid::new_v4().to_string();
+        let dummy = hash_now(&random).unwrap_or_default();
+        Hasher { permits: Arc::new(Semaphore::new(concurrency.max(1))), dummy: Arc::new(dummy) }
+    }
+
+    pub async fn hash(&self, password: &str) -> Result<String> {
+        let password = password.to_string();
+        self.run(move || hash_now(&password)).await?
+    }
+
+    /// True when `password` matches `stored`. With `stored == None` (no
+    /// such user) it verifies against a dummy hash and returns false.
+    pub async fn verify(&self, password: &str, stored: Option<&str>) -> Result<bool> {
+        let password = password.to_string();
+        let (stored, real) = match stored {
+            Some(s) if s != UNUSABLE_PASSWORD => (s.to_string(), true),
+            _ => (self.dummy.as_ref().clone(), false),
+        };
+        let ok = self.run(move || verify_now(&password, &stored)).await?;
+        Ok(ok && real)
+    }
+
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+        let _permit = self.permits.acquire().await.map_err(|e| Error::Internal(e.to_string()))?;
+        tokio::task::spawn_blocking(work).await.map_err(|e| Error::Internal(e.to_string()))
+    }
+}
+
+fn hash_now(password: &str) -> Result<String> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| Error::Internal(format!("password hashing failed: {e}")))
+}
+
+fn verify_now(password: &str, stored: &str) -> bool {
+    Argon2::default().verify_password(password.as_bytes(), stored).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> PasswordPolicy {
+        PasswordPolicy { min_length: 8, max_length: 128, check_common: true, check_similarity: true }
+    }
+
+    #[test]
+    fn django_rules_in_django_order() {
+        let p = policy();
+        assert_eq!(
+            p.problems("1234", &[]),
+            vec![
+                "This password is too short. It must contain at least 8 characters.",
+                "This password is too common.",
+                "This password is entirely numeric.",
+            ]
+        );
+        assert!(p.problems("password", &[]).contains(&"This password is too common.".to_string()));
+        assert!(p.problems("correct horse battery", &[]).is_empty());
+        assert_eq!(p.problems(&"x".repeat(129), &[]).len(), 1);
+    }
+
+    #[test]
+    fn similar_to_email_is_refused() {
+        let p = policy();
+        let problems = p.problems("janedoe1984", &[("email", "janedoe1984@example.com")]);
+        assert_eq!(problems, vec!["The password is too similar to the email."]);
+        assert!(p.problems("Tr0ub4dor&3-zebra", &[("email", "jane@example.com")]).is_empty());
+    }
+
+    #[test]
+    fn quick_ratio_matches_python() {
+        // SequenceMatcher(a="abcd", b="bcde").quick_ratio() == 0.75
+        assert!((quick_ratio("abcd", "bcde") - 0.75).abs() < 1e-9);
+    }
+
+    #[tokio::test]
+    async fn hashes_verify_and_unknown_users_never_match() {
+        let h = Hasher::new(2);
+        let stored = h.hash("s3cret-pass").await.unwrap();
+        assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(h.verify("s3cret-pass", Some(&stored)).await.unwrap());
+        assert!(!h.verify("S3cret-pass", Some(&stored)).await.unwrap());
+        assert!(!h.verify("anything", None).await.unwrap());
+        assert!(!h.verify("!", Some(UNUSABLE_PASSWORD)).await.unwrap());
+    }
+}

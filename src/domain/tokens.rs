@@ -1,0 +1,318 @@
+//! Signed tokens: SimpleJWT-compatible access and refresh JWTs (HS256 only),
+//! and Django-format one-time tokens for activation and password reset.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::store::users::UserRow;
+
+/// The two kinds of JWT SimpleJWT issues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenType {
+    Access,
+    Refresh,
+}
+
+impl TokenType {
+    fn as_str(self) -> &'static str {
+        match self {
+            TokenType::Access => "access",
+            TokenType::Refresh => "refresh",
+        }
+    }
+}
+
+/// The claims Roster reads from a verified JWT.
+#[derive(Debug, Clone)]
+pub struct Claims {
+    pub token_type: String,
+    pub jti: String,
+    pub user_id: i64,
+    pub exp: i64,
+    pub iat: i64,
+    /// The user's token version when issued; a password change bumps it.
+    pub version: i64,
+}
+
+/// Keys derived from the one secret.
+#[derive(Clone)]
+pub struct Keys {
+    secret: Vec<u8>,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl Keys {
+    pub fn new(secret: &str) -> Keys {
+        Keys {
+            secret: secret.as_bytes().to_vec(),
+            encoding: EncodingKey::from_secret(secret.as_bytes()),
+            decoding: DecodingKey::from_secret(secret.as_bytes()),
+        }
+    }
+
+    /// Signs a JWT of `kind` for `user_id`, valid `lifetime` seconds from
+    /// `now` (Unix seconds). Returns the token and its `jti`.
+    pub fn issue_jwt(&self, kind: TokenType, user_id: i64, version: i64, now: i64, lifetime: u64) -> (String, String) {
+        let jti = uuid::Uuid::new_v4().simple().to_string();
+        let claims = json!({
+            "token_type": kind.as_str(),
+            "exp": now + lifetime as i64,
+            "iat": now,
+            "jti": jti,
+            "user_id": user_id.to_string(),
+            "ver": version,
+        });
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 signing with an in-memory key cannot fail");
+        (token, jti)
+    }
+
+    /// Verifies signature and expiry and reads the claims. The error is
+    /// SimpleJWT's message for the failure. `expected` checks the type.
+    pub fn verify_jwt(&self, token: &str, expected: Option<TokenType>) -> Result<Claims, String> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["exp"]);
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &validation).map_err(|e| {
+            match e.kind() {
+                ErrorKind::ExpiredSignature => "Token is expired".to_string(),
+                ErrorKind::MissingRequiredClaim(c) if c == "exp" => "Token has no 'exp' claim".to_string(),
+                _ => "Token is invalid".to_string(),
+            }
+        })?;
+        let claims = data.claims;
+        let token_type = match claims.get("token_type").and_then(Value::as_str) {
+            Some(t) => t.to_string(),
+            None => return Err("Token has no type".into()),
+        };
+        if let Some(kind) = expected
+            && token_type != kind.as_str()
+        {
+            return Err("Token has wrong type".into());
+        }
+        let jti = match claims.get("jti").and_then(Value::as_str) {
+            Some(j) if !j.is_empty() => j.to_string(),
+            _ => return Err("Token has no id".into()),
+        };
+        // SimpleJWT >= 5.5.1 emits the user id as a string, older ones as an int.
+        let user_id = match claims.get("user_id") {
+            Some(Value::String(s)) => s.parse().ok(),
+            Some(Value::Number(n)) => n.as_i64(),
+            _ => None,
+        }
+        .ok_or_else(|| "Token contained no recognizable user identification".to_string())?;
+        Ok(Claims {
+            token_type,
+            jti,
+            user_id,
+            exp: claims.get("exp").and_then(Value::as_i64).unwrap_or(0),
+            iat: claims.get("iat").and_then(Value::as_i64).unwrap_or(0),
+            version: claims.get("ver").and_then(Value::as_i64).unwrap_or(0),
+        })
+    }
+
+    /// A Django-format one-time token (`{ts36}-{hmac}`) for `purpose`.
+    pub fn one_time_token(&self, purpose: Purpose, user: &UserRow, now_secs: i64) -> String {
+        let ts = now_secs - DJANGO_EPOCH;
+        format!("{}-{}", to_base36(ts.max(0) as u64), self.one_time_hash(purpose, user, ts))
+    }
+
+    /// Checks a one-time token: well-formed, signed for this user's current
+    /// state and `purpose`, and younger than `lifetime` seconds.
+    pub fn check_one_time_token(&self, purpose: Purpose, user: &UserRow, token: &str, now_secs: i64, lifetime: u64) -> bool {
+        let Some((ts36, hash)) = token.split_once('-') else { return false };
+        let Some(ts) = from_base36(ts36) else { return false };
+        let expected = self.one_time_hash(purpose, user, ts as i64);
+        if !constant_time_eq(expected.as_bytes(), hash.as_bytes()) {
+            return false;
+        }
+        now_secs - DJANGO_EPOCH - (ts as i64) <= lifetime as i64
+    }
+
+    /// Django's `salted_hmac(...).hexdigest()[::2]` over the user's state,
+    /// with a key salt per purpose so activation and reset tokens differ.
+    fn one_time_hash(&self, purpose: Purpose, user: &UserRow, ts: i64) -> String {
+        let key_salt = format!("roster.accounts.{}", purpose.as_str());
+        let key = Sha256::new().chain_update(key_salt.as_bytes()).chain_update(&self.secret).finalize();
+        let login_ts = user.last_login.map(django_login_timestamp).unwrap_or_default();
+        let value = format!("{}{}{}{}{}", user.id, user.password, login_ts, ts, user.email);
+        let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes keys of any size");
+        mac.update(value.as_bytes());
+        let digest = hex::encode(mac.finalize().into_bytes());
+        digest.chars().step_by(2).collect()
+    }
+
+    /// A keyed SHA-256 of `data` (for signed ids and download links).
+    pub fn sign(&self, purpose: &str, data: &str) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes keys of any size");
+        mac.update(purpose.as_bytes());
+        mac.update(b"\0");
+        mac.update(data.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+}
+
+/// What a one-time token is for; a token of one purpose fails for another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Activation,
+    PasswordReset,
+}
+
+impl Purpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Activation => "activation",
+            Purpose::PasswordReset => "password_reset",
+        }
+    }
+}
+
+/// 2001-01-01T00:00:00Z, the epoch of Django's token timestamps.
+const DJANGO_EPOCH: i64 = 978_307_200;
+
+/// `last_login` without microseconds, as Python's `str(datetime)` prints it.
+fn django_login_timestamp(micros: i64) -> String {
+    let secs = micros.div_euclid(1_000_000);
+    match time::OffsetDateTime::from_unix_timestamp(secs) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        Err(_) => String::new(),
+    }
+}
+
+fn to_base36(mut n: u64) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    if n == 0 {
+        return "0".into();
+    }
+    let mut out = Vec::new();
+    while n > 0 {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+    }
+    out.reverse();
+    String::from_utf8(out).expect("base36 digits are ASCII")
+}
+
+fn from_base36(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 13 {
+        return None;
+    }
+    u64::from_str_radix(s, 36).ok()
+}
+
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Djoser's `uid`: the user id in unpadded URL-safe base64.
+pub fn encode_uid(id: i64) -> String {
+    URL_SAFE_NO_PAD.encode(id.to_string())
+}
+
+pub fn decode_uid(uid: &str) -> Option<i64> {
+    let bytes = URL_SAFE_NO_PAD.decode(uid.trim_end_matches('=')).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    text.parse().ok().filter(|id: &i64| *id > 0)
+}
+
+/// SHA-256 hex of a secret (how API keys are stored).
+pub fn sha256_hex(data: &str) -> String {
+    hex::encode(Sha256::digest(data.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user() -> UserRow {
+        UserRow {
+            id: 7,
+            email: "jane@example.com".into(),
+            password: "$argon2id$x".into(),
+            first_name: "Jane".into(),
+            last_name: "Doe".into(),
+            role: "admin".into(),
+            organization_id: Some(1),
+            added_by: None,
+            is_active: false,
+            timezone: "UTC".into(),
+            token_version: 0,
+            last_login: None,
+            last_sign_in_at: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn uid_is_djosers() {
+        assert_eq!(encode_uid(1), "MQ");
+        assert_eq!(encode_uid(12), "MTI");
+        assert_eq!(encode_uid(611), "NjEx");
+        assert_eq!(decode_uid("NjEx"), Some(611));
+        assert_eq!(decode_uid("NjEx=="), Some(611));
+        assert_eq!(decode_uid("!!"), None);
+        assert_eq!(decode_uid("MA"), None);
+    }
+
+    #[test]
+    fn one_time_tokens_are_bound_to_purpose_state_and_time() {
+        let keys = Keys::new("k".repeat(40).as_str());
+        let u = user();
+        let now = 1_800_000_000;
+        let t = keys.one_time_token(Purpose::Activation, &u, now);
+        assert!(keys.check_one_time_token(Purpose::Activation, &u, &t, now + 10, 60));
+        assert!(!keys.check_one_time_token(Purpose::PasswordReset, &u, &t, now + 10, 60));
+        assert!(!keys.check_one_time_token(Purpose::Activation, &u, &t, now + 61, 60));
+        let mut changed = u.clone();
+        changed.password = "$argon2id$y".into();
+        assert!(!keys.check_one_time_token(Purpose::Activation, &changed, &t, now, 60));
+        let mut moved = u.clone();
+        moved.email = "other@example.com".into();
+        assert!(!keys.check_one_time_token(Purpose::Activation, &moved, &t, now, 60));
+        assert!(!keys.check_one_time_token(Purpose::Activation, &u, "garbage", now, 60));
+        let other = Keys::new("z".repeat(40).as_str());
+        assert!(!other.check_one_time_token(Purpose::Activation, &u, &t, now, 60));
+    }
+
+    #[test]
+    fn jwts_round_trip_and_fail_with_simplejwt_messages() {
+        let keys = Keys::new("k".repeat(40).as_str());
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let (t, jti) = keys.issue_jwt(TokenType::Refresh, 5, 2, now, 60);
+        let c = keys.verify_jwt(&t, Some(TokenType::Refresh)).unwrap();
+        assert_eq!((c.user_id, c.version, c.jti), (5, 2, jti));
+        assert_eq!(keys.verify_jwt(&t, Some(TokenType::Access)).unwrap_err(), "Token has wrong type");
+        let (old, _) = keys.issue_jwt(TokenType::Access, 5, 0, now - 120, 60);
+        assert_eq!(keys.verify_jwt(&old, None).unwrap_err(), "Token is expired");
+        assert_eq!(keys.verify_jwt("a.b.c", None).unwrap_err(), "Token is invalid");
+        let other = Keys::new("z".repeat(40).as_str());
+        assert_eq!(other.verify_jwt(&t, None).unwrap_err(), "Token is invalid");
+    }
+
+    #[test]
+    fn alg_none_is_refused() {
+        let keys = Keys::new("k".repeat(40).as_str());
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+        let body = URL_SAFE_NO_PAD.encode(r#"{"token_type":"access","exp":9999999999,"jti":"x","user_id":"1"}"#);
+        assert_eq!(keys.verify_jwt(&format!("{header}.{body}."), None).unwrap_err(), "Token is invalid");
+    }
+}

@@ -1,0 +1,270 @@
+//! Accounts (seed 004 items 1-10, Djoser + SimpleJWT compatible), logout,
+//! and API keys, under `/api/auth/`.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{delete, get, post};
+use serde_json::{Value, json};
+
+use super::ClientIp;
+use super::drf::{Authed, Data, DrfError, DrfResult, Fields, json_status, no_content};
+use crate::app::AppState;
+use crate::domain::accounts::{self, INVALID_PASSWORD, Signup};
+use crate::domain::{Error, Role, api_keys, iso8601};
+use crate::store::api_keys::ApiKeyRow;
+use crate::store::users::UserRow;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/auth/users", post(create_user))
+        .route("/api/auth/users/me", get(find_me).put(replace_me).patch(update_me).delete(delete_me))
+        .route("/api/auth/users/activation", post(activate_user))
+        .route("/api/auth/users/resend_activation", post(resend_activation))
+        .route("/api/auth/users/set_password", post(set_password))
+        .route("/api/auth/users/reset_password", post(reset_password))
+        .route("/api/auth/users/reset_password_confirm", post(reset_password_confirm))
+        .route("/api/auth/jwt/create", post(create_jwt))
+        .route("/api/auth/jwt/refresh", post(refresh_jwt))
+        .route("/api/auth/jwt/verify", post(verify_jwt))
+        .route("/api/auth/jwt/blacklist", post(blacklist_jwt))
+        .route("/api/auth/api-keys", get(list_api_keys).post(create_api_key))
+        .route("/api/auth/api-keys/{id}", delete(delete_api_key))
+}
+
+/// Djoser's user object (`UserSerializer`).
+pub fn user_json(u: &UserRow) -> Value {
+    let role = Role::parse(&u.role).map(Role::title).unwrap_or("");
+    json!({
+        "id": u.id,
+        "email": u.email,
+        "first_name": u.first_name,
+        "last_name": u.last_name,
+        "role": role,
+    })
+}
+
+const NAME_MAX: usize = 150;
+
+/// `POST /api/auth/users/`: signup as `Admin` (with a new company) or
+/// `Coach`. The account stays inactive until the emailed link is used.
+async fn create_user(State(state): State<AppState>, data: Data) -> DrfResult {
+    let mut f = Fields::new(&data);
+    let email = f.email("email", true);
+    let first_name = f.char("first_name", true, NAME_MAX);
+    let last_name = f.char("last_name", true, NAME_MAX);
+    let role = f.choice("role", true, &["Admin", "Coach"]);
+    let company_name = match data.0.get("company_name") {
+        Some(Value::Null) | None => None,
+        Some(_) => f.char("company_name", false, 255),
+    };
+    let password = f.password("password");
+    let re_password = f.password("re_password");
+    if let Some(email) = &email
+        && !accounts::email_available(&state, email).await?
+    {
+        f.add("email", accounts::EMAIL_TAKEN);
+    }
+    f.finish()?;
+    let (Some(email), Some(first_name), Some(last_name), Some(role), Some(password), Some(re_password)) =
+        (email, first_name, last_name, role, password, re_password)
+    else {
+        return Err(Error::Internal("field check passed with a field missing".into()).into());
+    };
+    let role = if role == "Admin" { Role::Admin } else { Role::Coach };
+    let user = accounts::signup(
+        &state,
+        Signup { email, first_name, last_name, role, company_name, password, re_password },
+    )
+    .await?;
+    Ok(json_status(StatusCode::CREATED, user_json(&user)))
+}
+
+async fn find_me(Authed(me): Authed) -> DrfResult {
+    Ok(json_status(StatusCode::OK, user_json(&me.user)))
+}
+
+/// PATCH: any subset of `first_name`, `last_name`; `email` (the login
+/// field) and `role` are read-only and ignored, as DRF ignores them.
+async fn update_me(State(state): State<AppState>, Authed(me): Authed, data: Data) -> DrfResult {
+    change_me(state, me, data, true).await
+}
+
+/// PUT: `first_name` and `last_name` are required.
+async fn replace_me(State(state): State<AppState>, Authed(me): Authed, data: Data) -> DrfResult {
+    change_me(state, me, data, false).await
+}
+
+async fn change_me(state: AppState, me: crate::domain::auth::Principal, data: Data, partial: bool) -> DrfResult {
+    let mut f = if partial { Fields::partial(&data) } else { Fields::new(&data) };
+    let first_name = f.char("first_name", true, NAME_MAX);
+    let last_name = f.char("last_name", true, NAME_MAX);
+    f.finish()?;
+    let user = accounts::update_me(&state, &me, first_name, last_name).await?;
+    Ok(json_status(StatusCode::OK, user_json(&user)))
+}
+
+async fn delete_me(State(state): State<AppState>, Authed(me): Authed, data: Data) -> DrfResult {
+    let mut f = Fields::new(&data);
+    let current = f.password("current_password");
+    if let Some(current) = &current
+        && !accounts::current_password_ok(&state, &me, current).await?
+    {
+        f.add("current_password", INVALID_PASSWORD);
+    }
+    f.finish()?;
+    accounts::delete_me(&state, &me).await?;
+    Ok(no_content())
+}
+
+async fn activate_user(State(state): State<AppState>, data: Data) -> DrfResult {
+    let mut f = Fields::new(&data);
+    let uid = f.char("uid", true, 255);
+    let token = f.char("token", true, 255);
+    f.finish()?;
+    let (Some(uid), Some(token)) = (uid, token) else { return Err(missing()) };
+    accounts::activate(&state, &uid, &token).await?;
+    Ok(no_content())
+}
+
+async fn resend_activation(State(state): State<AppState>, ClientIp(ip): ClientIp, data: Data) -> DrfResult {
+    let mut f = Fields::new(&data);
+    let email = f.email("email", true);
+    f.finish()?;
+    let Some(email) = email else { return Err(missing()) };
+    accounts::resend_activation(&state, &email, &ip).await?;
+    Ok(no_content())
+}
+
+async fn set_password(State(state): State<AppState>, Authed(me): Authed, data: Data) -> DrfResult {
+    let mut f = Fields::new(&data);
+    let new_password = f.password("new_password");
+    let re_new_password = f.password("re_new_password");
+    let current = f.password("current_password");
+    if let Some(current) = &current
+        && !accounts::current_password_ok(&state, &me, current).await?
+    {
+        f.add("current_password", INVALID_PASSWORD);
+    }
+    f.finish()?;
+    let (Some(new_password), Some(re_new_password)) = (new_password, re_new_password) else {
+        return Err(missing());
+    };
+    accounts::set_password(&state, &me, &new_password, &re_new_password).await?;
+    Ok(no_content())
+}
+
+async fn reset_password(State(state): State<AppState>, ClientIp(ip): ClientIp, data: Data) -> DrfResult {
+    let mut f = Fields::new(&data);
+    let email = f.email("email", true);
+    f.finish()?;
+    let Some(email) = email else { return Err(missing()) };
+    accounts::reset_password(&state, &email, &ip).await?;
+    Ok(no_content())
+}
+
+async fn reset_password_confirm(State(state): State<AppState>, data: Data) -> DrfResult {
+    let mut f = Fields::new(&data);
+    let uid = f.char("uid", true, 255);
+    let token = f.char("token", true, 255);
+    let new_password = f.password("new_password");
+    let re_new_password = f.password("re_new_password");
+    f.finish()?;
+    let (Some(uid), Some(token), Some(new_password), Some(re_new_password)) = (uid, token, new_password, re_new_password)
+    else {
+        return Err(missing());
+    };
+    accounts::reset_password_confirm(&state, &uid, &token, &new_password, &re_new_password).await?;
+    Ok(no_content())
+}
+
+/// `POST jwt/create/`: `{"refresh", "access"}`.
+async fn create_jwt(State(state): State<AppState>, ClientIp(ip): ClientIp, data: Data) -> DrfResult {
+    let mut f = Fields::new(&data);
+    let email = f.char("email", true, 255);
+    let password = f.password("password");
+    f.finish()?;
+    let (Some(email), Some(password)) = (email, password) else { return Err(missing()) };
+    let pair = accounts::login(&state, &email, &password, &ip).await?;
+    Ok(json_status(StatusCode::OK, json!({"refresh": pair.refresh, "access": pair.access})))
+}
+
+fn token_field(data: &Data, name: &str) -> Result<String, DrfError> {
+    let mut f = Fields::new(data);
+    let token = f.char(name, true, 4096);
+    f.finish()?;
+    token.ok_or_else(missing)
+}
+
+async fn refresh_jwt(State(state): State<AppState>, data: Data) -> DrfResult {
+    let token = token_field(&data, "refresh")?;
+    let refreshed = accounts::refresh(&state, &token).await?;
+    let body = match refreshed.refresh {
+        Some(refresh) => json!({"access": refreshed.access, "refresh": refresh}),
+        None => json!({"access": refreshed.access}),
+    };
+    Ok(json_status(StatusCode::OK, body))
+}
+
+async fn verify_jwt(State(state): State<AppState>, data: Data) -> DrfResult {
+    let token = token_field(&data, "token")?;
+    accounts::verify(&state, &token).await?;
+    Ok(json_status(StatusCode::OK, json!({})))
+}
+
+/// Logout: `{"refresh"}` stops working. 200 `{}` as SimpleJWT answers.
+async fn blacklist_jwt(State(state): State<AppState>, data: Data) -> DrfResult {
+    let token = token_field(&data, "refresh")?;
+    accounts::blacklist(&state, &token).await?;
+    Ok(json_status(StatusCode::OK, json!({})))
+}
+
+fn api_key_json(k: &ApiKeyRow) -> Value {
+    json!({
+        "id": k.id,
+        "name": k.name,
+        "prefix": k.prefix,
+        "created_at": iso8601(k.created_at),
+        "last_used_at": k.last_used_at.map(iso8601),
+    })
+}
+
+async fn list_api_keys(State(state): State<AppState>, Authed(me): Authed) -> DrfResult {
+    let keys = api_keys::list(&state, &me).await?;
+    Ok(json_status(StatusCode::OK, Value::Array(keys.iter().map(api_key_json).collect())))
+}
+
+/// 201 `{"id", "name", "key", "prefix", "created_at"}`: the only time the
+/// key is shown.
+async fn create_api_key(State(state): State<AppState>, Authed(me): Authed, data: Data) -> DrfResult {
+    me.admin_organization()?;
+    let mut f = Fields::new(&data);
+    let name = f.char("name", true, 100);
+    f.finish()?;
+    let Some(name) = name else { return Err(missing()) };
+    let created = api_keys::create(&state, &me, &name).await?;
+    Ok(json_status(
+        StatusCode::CREATED,
+        json!({
+            "id": created.row.id,
+            "name": created.row.name,
+            "key": created.key,
+            "prefix": created.row.prefix,
+            "created_at": iso8601(created.row.created_at),
+        }),
+    ))
+}
+
+async fn delete_api_key(State(state): State<AppState>, Authed(me): Authed, Path(id): Path<String>) -> DrfResult<Response> {
+    me.admin_organization()?;
+    let id: i64 = id.parse().map_err(|_| Error::NotFound)?;
+    api_keys::revoke(&state, &me, id).await?;
+    Ok(no_content())
+}
+
+/// A field that `Fields::finish` accepted cannot be missing; answer 500
+/// rather than panic if that invariant is ever broken.
+fn missing() -> DrfError {
+    Error::Internal("field check passed with a field missing".into()).into()
+}

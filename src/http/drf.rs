@@ -1,0 +1,417 @@
+//! The Django REST Framework dialect: request bodies (JSON, form or
+//! multipart) read into a field map, DRF's field checks and messages, the
+//! JWT authentication header, and the rendering of every domain error as
+//! DRF renders it. Surfaces in this dialect: accounts, company admin, coach.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use crate::app::AppState;
+use crate::domain::auth::{Principal, principal_from_access_token};
+use crate::domain::error::NON_FIELD;
+use crate::domain::{AuthError, Error, FieldErrors};
+
+/// An error answered in DRF's format.
+#[derive(Debug)]
+pub enum DrfError {
+    Domain(Error),
+    /// A DRF-level failure with its own status and body (parse errors,
+    /// unsupported media types, oversize bodies).
+    Raw(StatusCode, Value),
+}
+
+impl From<Error> for DrfError {
+    fn from(e: Error) -> Self {
+        DrfError::Domain(e)
+    }
+}
+
+impl From<AuthError> for DrfError {
+    fn from(e: AuthError) -> Self {
+        DrfError::Domain(Error::Unauthenticated(e))
+    }
+}
+
+impl From<crate::store::StoreError> for DrfError {
+    fn from(e: crate::store::StoreError) -> Self {
+        DrfError::Domain(e.into())
+    }
+}
+
+pub type DrfResult<T = Response> = Result<T, DrfError>;
+
+fn detail(status: StatusCode, message: &str) -> (StatusCode, Value) {
+    (status, json!({ "detail": message }))
+}
+
+/// SimpleJWT's 401 bodies.
+fn auth_body(e: &AuthError) -> Value {
+    match e {
+        AuthError::NotProvided => json!({"detail": "Authentication credentials were not provided."}),
+        AuthError::BadHeader => json!({
+            "detail": "Authorization header must contain two space-delimited values",
+            "code": "bad_authorization_header"
+        }),
+        AuthError::InvalidAccessToken(message) => json!({
+            "detail": "Given token not valid for any token type",
+            "code": "token_not_valid",
+            "messages": [{"token_class": "AccessToken", "token_type": "access", "message": message}]
+        }),
+        AuthError::UserNotFound => json!({"detail": "User not found", "code": "user_not_found"}),
+        AuthError::UserInactive => json!({"detail": "User is inactive", "code": "user_inactive"}),
+        AuthError::PasswordChanged => {
+            json!({"detail": "The user's password has been changed.", "code": "password_changed"})
+        }
+        AuthError::BadCredentials => json!({"detail": "No active account found with the given credentials"}),
+        AuthError::InvalidToken(message) => json!({"detail": message, "code": "token_not_valid"}),
+        AuthError::NoActiveAccountForToken => json!({
+            "detail": "No active account found for the given token.",
+            "code": "no_active_account"
+        }),
+    }
+}
+
+pub fn field_errors_body(errors: &FieldErrors) -> Value {
+    let mut map = Map::new();
+    for (field, messages) in &errors.0 {
+        map.insert(field.clone(), json!(messages));
+    }
+    Value::Object(map)
+}
+
+impl IntoResponse for DrfError {
+    fn into_response(self) -> Response {
+        let mut extra: Vec<(header::HeaderName, HeaderValue)> = Vec::new();
+        let (status, body) = match self {
+            DrfError::Raw(status, body) => (status, body),
+            DrfError::Domain(e) => match e {
+                Error::Validation(errors) => (StatusCode::BAD_REQUEST, field_errors_body(&errors)),
+                Error::NotFound => detail(StatusCode::NOT_FOUND, "Not found."),
+                Error::Forbidden(None) => {
+                    detail(StatusCode::FORBIDDEN, "You do not have permission to perform this action.")
+                }
+                Error::Forbidden(Some(message)) => detail(StatusCode::FORBIDDEN, &message),
+                Error::Unauthenticated(a) => {
+                    extra.push((header::WWW_AUTHENTICATE, HeaderValue::from_static("JWT realm=\"api\"")));
+                    (StatusCode::UNAUTHORIZED, auth_body(&a))
+                }
+                Error::Throttled { retry_after } => {
+                    extra.push((header::RETRY_AFTER, HeaderValue::from(retry_after)));
+                    detail(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        &format!("Request was throttled. Expected available in {retry_after} seconds."),
+                    )
+                }
+                Error::BadRequest(message) => detail(StatusCode::BAD_REQUEST, &message),
+                Error::Unavailable(reason) => {
+                    tracing::warn!(error = %reason, "database unavailable");
+                    extra.push((header::RETRY_AFTER, HeaderValue::from_static("5")));
+                    detail(StatusCode::SERVICE_UNAVAILABLE, "Service temporarily unavailable, try again later.")
+                }
+                Error::Internal(reason) => {
+                    tracing::error!(error = %reason, "internal error");
+                    detail(StatusCode::INTERNAL_SERVER_ERROR, "A server error occurred.")
+                }
+            },
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        for (name, value) in extra {
+            response.headers_mut().insert(name, value);
+        }
+        response
+    }
+}
+
+/// A request body as DRF's parsers read it: a JSON object, or the fields
+/// of a form. Anything else is refused in DRF's words.
+pub struct Data(pub Map<String, Value>);
+
+impl FromRequest<AppState> for Data {
+    type Rejection = DrfError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let media_type = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if media_type == "multipart/form-data" {
+            return read_multipart(req, state).await;
+        }
+        let bytes = read_body(req, state.config.max_body_bytes).await?;
+        if bytes.is_empty() || media_type.is_empty() {
+            return Ok(Data(Map::new()));
+        }
+        if media_type == "application/json" || media_type.ends_with("+json") {
+            let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+                DrfError::Raw(StatusCode::BAD_REQUEST, json!({"detail": format!("JSON parse error - {e}")}))
+            })?;
+            return match value {
+                Value::Object(map) => Ok(Data(map)),
+                Value::Null => Err(non_field("No data provided")),
+                other => Err(non_field(&format!(
+                    "Invalid data. Expected a dictionary, but got {}.",
+                    python_type_name(&other)
+                ))),
+            };
+        }
+        if media_type == "application/x-www-form-urlencoded" {
+            let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).map_err(|e| {
+                DrfError::Raw(StatusCode::BAD_REQUEST, json!({"detail": format!("Form parse error - {e}")}))
+            })?;
+            return Ok(Data(pairs_to_map(pairs)));
+        }
+        Err(DrfError::Raw(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            json!({"detail": format!("Unsupported media type \"{content_type}\" in request.")}),
+        ))
+    }
+}
+
+fn non_field(message: &str) -> DrfError {
+    DrfError::Domain(Error::field(NON_FIELD, message))
+}
+
+fn python_type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Array(_) => "list",
+        Value::String(_) => "str",
+        Value::Bool(_) => "bool",
+        Value::Number(n) if n.is_f64() => "float",
+        Value::Number(_) => "int",
+        Value::Null => "NoneType",
+        Value::Object(_) => "dict",
+    }
+}
+
+/// Form fields; a repeated field becomes a list (DRF's `QueryDict`).
+fn pairs_to_map(pairs: Vec<(String, String)>) -> Map<String, Value> {
+    let mut map = Map::new();
+    for (k, v) in pairs {
+        match map.get_mut(&k) {
+            Some(Value::Array(items)) => items.push(Value::String(v)),
+            Some(existing) => {
+                let first = existing.take();
+                *existing = Value::Array(vec![first, Value::String(v)]);
+            }
+            None => {
+                map.insert(k, Value::String(v));
+            }
+        }
+    }
+    map
+}
+
+/// Reads at most `limit` bytes; a larger body is a 413.
+pub async fn read_body(req: Request, limit: usize) -> Result<axum::body::Bytes, DrfError> {
+    let too_large = || {
+        DrfError::Raw(StatusCode::PAYLOAD_TOO_LARGE, json!({"detail": "Request body is too large."}))
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(req.into_body(), limit).await.map_err(|e| {
+        let over = std::error::Error::source(&e)
+            .is_some_and(|s| s.downcast_ref::<http_body_util::LengthLimitError>().is_some())
+            || e.to_string().contains("length limit");
+        if over {
+            too_large()
+        } else {
+            DrfError::Raw(StatusCode::BAD_REQUEST, json!({"detail": "Could not read the request body."}))
+        }
+    })
+}
+
+async fn read_multipart(req: Request, state: &AppState) -> Result<Data, DrfError> {
+    let mut multipart = axum::extract::Multipart::from_request(req, state).await.map_err(|e| {
+        DrfError::Raw(StatusCode::BAD_REQUEST, json!({"detail": format!("Multipart form parse error - {e}")}))
+    })?;
+    let mut pairs = Vec::new();
+    let mut total = 0usize;
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(e) => {
+                return Err(DrfError::Raw(
+                    e.status(),
+                    json!({"detail": format!("Multipart form parse error - {}", e.body_text())}),
+                ));
+            }
+        };
+        let name = field.name().unwrap_or_default().to_string();
+        let text = field.text().await.map_err(|e| {
+            DrfError::Raw(e.status(), json!({"detail": format!("Multipart form parse error - {}", e.body_text())}))
+        })?;
+        total += text.len();
+        if total > state.config.max_body_bytes {
+            return Err(DrfError::Raw(StatusCode::PAYLOAD_TOO_LARGE, json!({"detail": "Request body is too large."})));
+        }
+        pairs.push((name, text));
+    }
+    Ok(Data(pairs_to_map(pairs)))
+}
+
+/// DRF's field checks over a request body, collecting every field's errors
+/// before answering (as a serializer does).
+pub struct Fields<'a> {
+    data: &'a Map<String, Value>,
+    pub errors: FieldErrors,
+    /// PATCH: absent fields are not required.
+    partial: bool,
+}
+
+impl<'a> Fields<'a> {
+    pub fn new(data: &'a Data) -> Self {
+        Fields { data: &data.0, errors: FieldErrors::new(), partial: false }
+    }
+
+    pub fn partial(data: &'a Data) -> Self {
+        Fields { data: &data.0, errors: FieldErrors::new(), partial: true }
+    }
+
+    /// The raw text of a field, or its error. `trim` is DRF's
+    /// `trim_whitespace`; passwords are kept exactly as typed.
+    fn text(&mut self, name: &str, required: bool, trim: bool) -> Option<String> {
+        let value = match self.data.get(name) {
+            None => {
+                if required && !self.partial {
+                    self.errors.add(name, "This field is required.");
+                }
+                return None;
+            }
+            Some(v) => v,
+        };
+        let text = match value {
+            Value::Null => {
+                self.errors.add(name, "This field may not be null.");
+                return None;
+            }
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            // A repeated form field: DRF's QueryDict answers the last value.
+            Value::Array(items) if items.iter().all(Value::is_string) && !items.is_empty() => {
+                items.last().and_then(Value::as_str).unwrap_or_default().to_string()
+            }
+            _ => {
+                self.errors.add(name, "Not a valid string.");
+                return None;
+            }
+        };
+        let text = if trim { text.trim().to_string() } else { text };
+        if text.contains('\0') {
+            self.errors.add(name, "Null characters are not allowed.");
+            return None;
+        }
+        if text.is_empty() {
+            self.errors.add(name, "This field may not be blank.");
+            return None;
+        }
+        Some(text)
+    }
+
+    /// A `CharField(max_length=max)`.
+    pub fn char(&mut self, name: &str, required: bool, max: usize) -> Option<String> {
+        let text = self.text(name, required, true)?;
+        if text.chars().count() > max {
+            self.errors.add(name, format!("Ensure this field has no more than {max} characters."));
+            return None;
+        }
+        Some(text)
+    }
+
+    /// A password: required, not trimmed.
+    pub fn password(&mut self, name: &str) -> Option<String> {
+        let text = self.text(name, true, false)?;
+        if text.chars().count() > 4096 {
+            self.errors.add(name, "Ensure this field has no more than 4096 characters.");
+            return None;
+        }
+        Some(text)
+    }
+
+    /// An `EmailField`.
+    pub fn email(&mut self, name: &str, required: bool) -> Option<String> {
+        let text = self.char(name, required, 255)?;
+        if !crate::domain::looks_like_email(&text) {
+            self.errors.add(name, "Enter a valid email address.");
+            return None;
+        }
+        Some(text)
+    }
+
+    /// A `ChoiceField`; `choices` are compared case-insensitively and the
+    /// matching choice is returned.
+    pub fn choice(&mut self, name: &str, required: bool, choices: &[&'static str]) -> Option<&'static str> {
+        let text = self.text(name, required, false)?;
+        match choices.iter().find(|c| c.eq_ignore_ascii_case(&text)) {
+            Some(c) => Some(c),
+            None => {
+                self.errors.add(name, format!("\"{text}\" is not a valid choice."));
+                None
+            }
+        }
+    }
+
+    pub fn add(&mut self, name: &str, message: &str) {
+        self.errors.add(name, message);
+    }
+
+    pub fn has_error(&self, name: &str) -> bool {
+        self.errors.has(name)
+    }
+
+    /// The collected errors as DRF's 400, or `Ok` when there are none.
+    pub fn finish(self) -> DrfResult<()> {
+        self.errors.into_result().map_err(DrfError::Domain)
+    }
+}
+
+/// The authenticated user of a DRF request: `Authorization: JWT <access>`
+/// or `Bearer <access>`. API keys are not accepted here.
+pub struct Authed(pub Principal);
+
+impl FromRequestParts<AppState> for Authed {
+    type Rejection = DrfError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(parts)?.ok_or(AuthError::NotProvided)?;
+        Ok(Authed(principal_from_access_token(state, &token).await?))
+    }
+}
+
+/// The token of an `Authorization: JWT|Bearer <token>` header; `None` when
+/// the header is absent or names another scheme (DRF treats that as no
+/// credentials).
+pub fn bearer_token(parts: &Parts) -> Result<Option<String>, AuthError> {
+    let Some(value) = parts.headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    let value = value.to_str().map_err(|_| AuthError::BadHeader)?;
+    let mut words = value.split_whitespace();
+    let scheme = words.next().unwrap_or("");
+    if !(scheme.eq_ignore_ascii_case("JWT") || scheme.eq_ignore_ascii_case("Bearer")) {
+        return Ok(None);
+    }
+    match (words.next(), words.next()) {
+        (Some(token), None) => Ok(Some(token.to_string())),
+        _ => Err(AuthError::BadHeader),
+    }
+}
+
+/// A 204 with no body.
+pub fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+pub fn json_status(status: StatusCode, body: Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}

@@ -1,0 +1,115 @@
+//! The HTTP surfaces. Each is a thin dialect over the domain: its paths,
+//! parameters, envelopes and error format. This module assembles them into
+//! one router and adds what every request gets (request id, log line,
+//! `nosniff`, panic safety, the 404 and 405 bodies).
+
+pub mod accounts;
+pub mod drf;
+pub mod health;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::app::AppState;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole API: every surface, with the middleware every request gets.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(health::routes())
+        .merge(accounts::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state.clone())
+        .layer(middleware::from_fn(log_request))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("handler panicked");
+            (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"detail": "A server error occurred."})))
+                .into_response()
+        }))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, axum::Json(json!({"detail": "Not found."}))).into_response()
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    let body = json!({"detail": format!("Method \"{}\" not allowed.", req.method())});
+    (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
+}
+
+/// One structured line per request: method, route, status, latency, id.
+async fn log_request(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "(unmatched)".into());
+    let request_id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let response = next.run(req).await;
+    let status = response.status().as_u16();
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if route == "/healthz" || route == "/readyz" {
+        tracing::debug!(%method, %route, status, latency_ms, %request_id, "request");
+    } else {
+        tracing::info!(%method, %route, status, latency_ms, %request_id, "request");
+    }
+    response
+}
+
+/// The client's address: the socket peer, or, when the peer is a trusted
+/// proxy, the nearest untrusted address in `X-Forwarded-For`.
+pub struct ClientIp(pub String);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        Ok(ClientIp(client_ip(peer, parts, &state.config.trusted_proxies).to_string()))
+    }
+}
+
+fn client_ip(peer: IpAddr, parts: &Parts, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<IpAddr> = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    forwarded.iter().rev().find(|ip| !trusted.contains(ip)).copied().unwrap_or(peer)
+}

@@ -1,0 +1,13 @@
+//! Roster: a self-hosted backend for coaching and training organisations.
+//!
+//! Layout: [`domain`] holds the rules (one place), [`http`] the API surfaces
+//! (thin dialects over the domain), [`store`] the SQL for SQLite and
+//! PostgreSQL. [`server`] runs it all; [`cli`] is the command line.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod server;
+pub mod store;

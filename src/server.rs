@@ -1,0 +1,118 @@
+//! Serving: the accept loop (with a header-read timeout against slowloris),
+//! graceful shutdown that drains in-flight requests, and the background
+//! tasks (outbox delivery, housekeeping) that run beside it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::{Layer, ServiceExt};
+use tower_http::normalize_path::NormalizePathLayer;
+
+use crate::app::AppState;
+use crate::domain::email::{self, Mailer};
+
+/// How long shutdown waits for in-flight requests before giving up.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves `state` on `listener` until `shutdown` turns true, then stops
+/// accepting, lets in-flight requests finish and stops the background tasks.
+pub async fn run(listener: TcpListener, state: AppState, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let mailer = Mailer::from_state(&state)?;
+    let worker = tokio::spawn(email::run_worker(state.clone(), mailer, shutdown.clone()));
+    let housekeeping = tokio::spawn(housekeeping(state.clone(), shutdown.clone()));
+
+    // Paths work with and without their trailing slash: strip it before routing.
+    let app = NormalizePathLayer::trim_trailing_slash().layer(crate::http::router(state.clone()));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(state.config.header_read_timeout_secs.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off briefly.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let app = app.clone();
+                let service = tower::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let mut req = req.map(axum::body::Body::new);
+                    req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+                    app.clone().oneshot(req)
+                });
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
+                let conn = graceful.watch(conn.into_owned());
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: draining in-flight requests");
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+        tracing::warn!("some connections did not finish within the drain timeout");
+    }
+    let _ = worker.await;
+    let _ = housekeeping.await;
+    Ok(())
+}
+
+/// Prunes expired refresh tokens and old rate-limit windows hourly.
+async fn housekeeping(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        if let Err(e) = crate::domain::accounts::prune(&state).await {
+            tracing::warn!(error = %e, "housekeeping failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3_600)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Turns SIGTERM or Ctrl-C into a shutdown signal.
+pub fn shutdown_on_signals() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    let _ = tx.send(true);
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutdown signal received");
+        let _ = tx.send(true);
+    });
+    rx
+}

@@ -1,0 +1,71 @@
+//! API keys for the organisation API; only a SHA-256 of each key is kept.
+
+use super::{StoreResult, Tx, on_tx};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ApiKeyRow {
+    pub id: i64,
+    pub organization_id: i64,
+    pub user_id: i64,
+    pub name: String,
+    pub prefix: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+const COLUMNS: &str = "id, organization_id, user_id, name, prefix, created_at, last_used_at";
+
+pub struct NewApiKey<'a> {
+    pub organization_id: i64,
+    pub user_id: i64,
+    pub name: &'a str,
+    pub prefix: &'a str,
+    pub key_hash: &'a str,
+    pub now: i64,
+}
+
+pub async fn insert(tx: &mut Tx, k: &NewApiKey<'_>) -> StoreResult<ApiKeyRow> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "INSERT INTO api_keys (organization_id, user_id, name, prefix, key_hash, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+    ));
+    Ok(on_tx!(tx, |c| sqlx::query_as(sql)
+        .bind(k.organization_id)
+        .bind(k.user_id)
+        .bind(k.name)
+        .bind(k.prefix)
+        .bind(k.key_hash)
+        .bind(k.now)
+        .fetch_one(c)
+        .await?))
+}
+
+/// The organisation's live keys, oldest first.
+pub async fn list(tx: &mut Tx, organization_id: i64) -> StoreResult<Vec<ApiKeyRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE organization_id = $1 AND revoked_at IS NULL ORDER BY id"
+    ));
+    Ok(on_tx!(tx, |c| sqlx::query_as(sql).bind(organization_id).fetch_all(c).await?))
+}
+
+/// Revokes a live key of the organisation; false when there is none.
+pub async fn revoke(tx: &mut Tx, organization_id: i64, id: i64, now: i64) -> StoreResult<bool> {
+    const SQL: &str = "UPDATE api_keys SET revoked_at = $3 WHERE id = $2 AND organization_id = $1 \
+         AND revoked_at IS NULL";
+    let done = on_tx!(tx, |c| sqlx::query(SQL).bind(organization_id).bind(id).bind(now).execute(c).await?.rows_affected());
+    Ok(done == 1)
+}
+
+/// The live key with this hash.
+pub async fn find_by_hash(tx: &mut Tx, key_hash: &str) -> StoreResult<Option<ApiKeyRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"
+    ));
+    Ok(on_tx!(tx, |c| sqlx::query_as(sql).bind(key_hash).fetch_optional(c).await?))
+}
+
+pub async fn touch(tx: &mut Tx, id: i64, now: i64) -> StoreResult<()> {
+    const SQL: &str = "UPDATE api_keys SET last_used_at = $2 WHERE id = $1";
+    on_tx!(tx, |c| sqlx::query(SQL).bind(id).bind(now).execute(c).await?.rows_affected());
+    Ok(())
+}
