@@ -189,20 +189,12 @@ fn python_type_name(v: &Value) -> &'static str {
     }
 }
 
-/// Form fields; a repeated field becomes a list (DRF's `QueryDict`).
+/// Form fields as DRF's `QueryDict` answers a single field: the last value
+/// of a repeated name.
 fn pairs_to_map(pairs: Vec<(String, String)>) -> Map<String, Value> {
     let mut map = Map::new();
     for (k, v) in pairs {
-        match map.get_mut(&k) {
-            Some(Value::Array(items)) => items.push(Value::String(v)),
-            Some(existing) => {
-                let first = existing.take();
-                *existing = Value::Array(vec![first, Value::String(v)]);
-            }
-            None => {
-                map.insert(k, Value::String(v));
-            }
-        }
+        map.insert(k, Value::String(v));
     }
     map
 }
@@ -299,10 +291,6 @@ impl<'a> Fields<'a> {
             }
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
-            // A repeated form field: DRF's QueryDict answers the last value.
-            Value::Array(items) if items.iter().all(Value::is_string) && !items.is_empty() => {
-                items.last().and_then(Value::as_str).unwrap_or_default().to_string()
-            }
             _ => {
                 self.errors.add(name, "Not a valid string.");
                 return None;
