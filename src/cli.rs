@@ -10,7 +10,11 @@ use crate::config::{Config, LogFormat};
 use crate::store::Db;
 
 #[derive(Parser)]
-#[command(name = "roster", version, about = "Roster: a self-hosted backend for coaching and training organisations")]
+#[command(
+    name = "roster",
+    version,
+    about = "Roster: a self-hosted backend for coaching and training organisations"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -43,7 +47,10 @@ pub fn main() -> std::process::ExitCode {
         }
     };
     init_logging(config.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("roster: cannot start the runtime: {e}");
@@ -102,7 +109,9 @@ fn init_logging(format: LogFormat) {
         LogFormat::Text => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().flatten_event(true).init();
     } else {

@@ -79,7 +79,9 @@ impl Default for Config {
             password_max_length: 128,
             password_check_common: true,
             password_check_similarity: true,
-            password_hash_concurrency: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            password_hash_concurrency: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
             header_read_timeout_secs: 10,
             outbox_poll_secs: 5,
             log_format: LogFormat::Auto,
@@ -96,35 +98,151 @@ struct Setting {
 }
 
 const SETTINGS: &[Setting] = &[
-    Setting { env: "ROSTER_LISTEN", key: "listen", secret: false },
-    Setting { env: "ROSTER_DATA_DIR", key: "data_dir", secret: false },
-    Setting { env: "ROSTER_PUBLIC_URL", key: "public_url", secret: false },
-    Setting { env: "ROSTER_SECRET_KEY", key: "secret_key", secret: true },
-    Setting { env: "DATABASE_URL", key: "database_url", secret: true },
-    Setting { env: "ROSTER_DATABASE_MAX_CONNECTIONS", key: "database_max_connections", secret: false },
-    Setting { env: "SMTP_URL", key: "smtp_url", secret: true },
-    Setting { env: "ROSTER_EMAIL_FROM", key: "email_from", secret: false },
-    Setting { env: "ROSTER_ACTIVATION_URL", key: "activation_url", secret: false },
-    Setting { env: "ROSTER_PASSWORD_RESET_URL", key: "password_reset_url", secret: false },
-    Setting { env: "ROSTER_ACCESS_TOKEN_LIFETIME", key: "access_token_lifetime", secret: false },
-    Setting { env: "ROSTER_REFRESH_TOKEN_LIFETIME", key: "refresh_token_lifetime", secret: false },
-    Setting { env: "ROSTER_ROTATE_REFRESH_TOKENS", key: "rotate_refresh_tokens", secret: false },
-    Setting { env: "ROSTER_ACTIVATION_TOKEN_LIFETIME", key: "activation_token_lifetime", secret: false },
-    Setting { env: "ROSTER_PASSWORD_RESET_TOKEN_LIFETIME", key: "password_reset_token_lifetime", secret: false },
-    Setting { env: "ROSTER_LOGIN_RATE_PER_MINUTE", key: "login_rate_per_minute", secret: false },
-    Setting { env: "ROSTER_LOGIN_FAILURES_PER_ACCOUNT", key: "login_failures_per_account", secret: false },
-    Setting { env: "ROSTER_RESET_EMAILS_PER_HOUR", key: "reset_emails_per_hour", secret: false },
-    Setting { env: "ROSTER_TRUSTED_PROXIES", key: "trusted_proxies", secret: false },
-    Setting { env: "ROSTER_MAX_BODY_BYTES", key: "max_body_bytes", secret: false },
-    Setting { env: "ROSTER_MAX_UPLOAD_BYTES", key: "max_upload_bytes", secret: false },
-    Setting { env: "ROSTER_PASSWORD_MIN_LENGTH", key: "password_min_length", secret: false },
-    Setting { env: "ROSTER_PASSWORD_MAX_LENGTH", key: "password_max_length", secret: false },
-    Setting { env: "ROSTER_PASSWORD_CHECK_COMMON", key: "password_check_common", secret: false },
-    Setting { env: "ROSTER_PASSWORD_CHECK_SIMILARITY", key: "password_check_similarity", secret: false },
-    Setting { env: "ROSTER_PASSWORD_HASH_CONCURRENCY", key: "password_hash_concurrency", secret: false },
-    Setting { env: "ROSTER_HEADER_READ_TIMEOUT", key: "header_read_timeout", secret: false },
-    Setting { env: "ROSTER_OUTBOX_POLL_SECONDS", key: "outbox_poll_seconds", secret: false },
-    Setting { env: "ROSTER_LOG_FORMAT", key: "log_format", secret: false },
+    Setting {
+        env: "ROSTER_LISTEN",
+        key: "listen",
+        secret: false,
+    },
+    Setting {
+        env: "ROSTER_DATA_DIR",
+        key: "data_dir",
+        secret: false,
+    },
+    Setting {
+        env: "ROSTER_PUBLIC_URL",
+        key: "public_url",
+        secret: false,
+    },
+    Setting {
+        env: "ROSTER_SECRET_KEY",
+        key: "secret_key",
+        secret: true,
+    },
+    Setting {
+        env: "DATABASE_URL",
+        key: "database_url",
+        secret: true,
+    },
+    Setting {
+        env: "ROSTER_DATABASE_MAX_CONNECTIONS",
+        key: "database_max_connections",
+        secret: false,
+    },
+    Setting {
+        env: "SMTP_URL",
+        key: "smtp_url",
+        secret: true,
+    },
+    Setting {
+        env: "ROSTER_EMAIL_FROM",
+        key: "email_from",
+        secret: false,
+    },
+    Setting {
+        env: "ROSTER_ACTIVATION_URL",
+        key: "activation_url",
+        secret: false,
+    },
+    Setting {
+        env: "ROSTER_PASSWORD_RESET_URL",
+        key: "password_reset_url",
+        secret: false,
+    },
+    Setting {
+        env: "ROSTER_ACCESS_TOKEN_LIFETIME",
+        key: "access_token_lifetime",
+        secret: false,
+    },
+    Setting {
+        env: "ROSTER_REFRESH_TOKEN_LIFETIME",
+        key: "refresh_token_lifetime",
+        secret: false,
+    },
+    Setting {
+        env: "ROSTER_ROTATE_REFRESH_TOKENS",
+        key: "rotate_refresh_tokens",
+        secret: false,
+    },
+    Setting {
+        env: "ROSTER_ACTIVATION_TOKEN_LIFETIME",
+        key: "activation_token_lifetime",
+        secret: false,
+    },
+    Setting {
+        env: "ROSTER_PASSWORD_RESET_TOKEN_LIFETIME",
+        key: "password_reset_token_lifetime",
+        secret: false,
+    },
+    Setting {
+        env: "ROSTER_LOGIN_RATE_PER_MINUTE",
+        key: "login_rate_per_minute",
+        secret: false,
+    },
+    Setting {
+        env: "ROSTER_LOGIN_FAILURES_PER_ACCOUNT",
+        key: "login_failures_per_account",
+        secret: false,
+    },
+    Setting {
+        env: "ROSTER_RESET_EMAILS_PER_HOUR",
+        key: "reset_emails_per_hour",
+        secret: false,
+    },
+    Setting {
+        env: "ROSTER_TRUSTED_PROXIES",
+        key: "trusted_proxies",
+        secret: false,
+    },
+    Setting {
+        env: "ROSTER_MAX_BODY_BYTES",
+        key: "max_body_bytes",
+        secret: false,
+    },
+    Setting {
+        env: "ROSTER_MAX_UPLOAD_BYTES",
+        key: "max_upload_bytes",
+        secret: false,
+    },
+    Setting {
+        env: "ROSTER_PASSWORD_MIN_LENGTH",
+        key: "password_min_length",
+        secret: false,
+    },
+    Setting {
+        env: "ROSTER_PASSWORD_MAX_LENGTH",
+        key: "password_max_length",
+        secret: false,
+    },
+    Setting {
+        env: "ROSTER_PASSWORD_CHECK_COMMON",
+        key: "password_check_common",
+        secret: false,
+    },
+    Setting {
+        env: "ROSTER_PASSWORD_CHECK_SIMILARITY",
+        key: "password_check_similarity",
+        secret: false,
+    },
+    Setting {
+        env: "ROSTER_PASSWORD_HASH_CONCURRENCY",
+        key: "password_hash_concurrency",
+        secret: false,
+    },
+    Setting {
+        env: "ROSTER_HEADER_READ_TIMEOUT",
+        key: "header_read_timeout",
+        secret: false,
+    },
+    Setting {
+        env: "ROSTER_OUTBOX_POLL_SECONDS",
+        key: "outbox_poll_seconds",
+        secret: false,
+    },
+    Setting {
+        env: "ROSTER_LOG_FORMAT",
+        key: "log_format",
+        secret: false,
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -143,22 +261,31 @@ impl Config {
         let explicit = std::env::var("ROSTER_CONFIG").ok();
         let path = explicit.clone().unwrap_or_else(|| "roster.toml".into());
         if Path::new(&path).exists() || explicit.is_some() {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| ConfigError::Read { path: path.clone(), err: e.to_string() })?;
-            let table: toml::Table =
-                text.parse().map_err(|e| ConfigError::Invalid(format!("{path}: {e}")))?;
+            let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Read {
+                path: path.clone(),
+                err: e.to_string(),
+            })?;
+            let table: toml::Table = text
+                .parse()
+                .map_err(|e| ConfigError::Invalid(format!("{path}: {e}")))?;
             for (key, value) in table {
                 let value = match value {
                     toml::Value::String(s) => s,
                     toml::Value::Array(items) => items
                         .iter()
-                        .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+                        .map(|v| {
+                            v.as_str()
+                                .map(str::to_string)
+                                .unwrap_or_else(|| v.to_string())
+                        })
                         .collect::<Vec<_>>()
                         .join(","),
                     other => other.to_string(),
                 };
                 if !SETTINGS.iter().any(|s| s.key == key) {
-                    return Err(ConfigError::Invalid(format!("{path}: unknown setting {key:?}")));
+                    return Err(ConfigError::Invalid(format!(
+                        "{path}: unknown setting {key:?}"
+                    )));
                 }
                 cfg.set(&key, &value)?;
             }
@@ -181,10 +308,18 @@ impl Config {
             match v.trim().to_ascii_lowercase().as_str() {
                 "1" | "true" | "yes" | "on" => Ok(true),
                 "0" | "false" | "no" | "off" | "" => Ok(false),
-                _ => Err(ConfigError::Invalid(format!("{key}: {v:?} is not true or false"))),
+                _ => Err(ConfigError::Invalid(format!(
+                    "{key}: {v:?} is not true or false"
+                ))),
             }
         }
-        let opt = |v: &str| if v.is_empty() { None } else { Some(v.to_string()) };
+        let opt = |v: &str| {
+            if v.is_empty() {
+                None
+            } else {
+                Some(v.to_string())
+            }
+        };
         match key {
             "listen" => self.listen = value.into(),
             "data_dir" => self.data_dir = PathBuf::from(value),
@@ -200,7 +335,9 @@ impl Config {
             "refresh_token_lifetime" => self.refresh_token_lifetime = num(key, value)?,
             "rotate_refresh_tokens" => self.rotate_refresh_tokens = flag(key, value)?,
             "activation_token_lifetime" => self.activation_token_lifetime = num(key, value)?,
-            "password_reset_token_lifetime" => self.password_reset_token_lifetime = num(key, value)?,
+            "password_reset_token_lifetime" => {
+                self.password_reset_token_lifetime = num(key, value)?
+            }
             "login_rate_per_minute" => self.login_rate_per_minute = num(key, value)?,
             "login_failures_per_account" => self.login_failures_per_account = num(key, value)?,
             "reset_emails_per_hour" => self.reset_emails_per_hour = num(key, value)?,
@@ -210,8 +347,9 @@ impl Config {
                     .map(str::trim)
                     .filter(|s| !s.is_empty())
                     .map(|s| {
-                        s.parse()
-                            .map_err(|_| ConfigError::Invalid(format!("{key}: {s:?} is not an IP address")))
+                        s.parse().map_err(|_| {
+                            ConfigError::Invalid(format!("{key}: {s:?} is not an IP address"))
+                        })
                     })
                     .collect::<Result<_, _>>()?
             }
@@ -221,7 +359,9 @@ impl Config {
             "password_max_length" => self.password_max_length = num(key, value)?,
             "password_check_common" => self.password_check_common = flag(key, value)?,
             "password_check_similarity" => self.password_check_similarity = flag(key, value)?,
-            "password_hash_concurrency" => self.password_hash_concurrency = num::<usize>(key, value)?.max(1),
+            "password_hash_concurrency" => {
+                self.password_hash_concurrency = num::<usize>(key, value)?.max(1)
+            }
             "header_read_timeout" => self.header_read_timeout_secs = num(key, value)?,
             "outbox_poll_seconds" => self.outbox_poll_secs = num::<u64>(key, value)?.max(1),
             "log_format" => {
@@ -229,7 +369,11 @@ impl Config {
                     "auto" | "" => LogFormat::Auto,
                     "json" => LogFormat::Json,
                     "text" => LogFormat::Text,
-                    _ => return Err(ConfigError::Invalid(format!("{key}: {value:?} is not auto, json or text"))),
+                    _ => {
+                        return Err(ConfigError::Invalid(format!(
+                            "{key}: {value:?} is not auto, json or text"
+                        )));
+                    }
                 }
             }
             _ => return Err(ConfigError::Invalid(format!("unknown setting {key:?}"))),
@@ -256,10 +400,16 @@ impl Config {
                 "listen" => self.listen.clone(),
                 "data_dir" => self.data_dir.display().to_string(),
                 "public_url" => self.public_url.clone(),
-                "secret_key" => self.secret_key.clone().unwrap_or_else(|| "(generated, kept in data_dir)".into()),
+                "secret_key" => self
+                    .secret_key
+                    .clone()
+                    .unwrap_or_else(|| "(generated, kept in data_dir)".into()),
                 "database_url" => self.database_url(),
                 "database_max_connections" => self.database_max_connections.to_string(),
-                "smtp_url" => self.smtp_url.clone().unwrap_or_else(|| "(unset: mail goes to data_dir/outbox)".into()),
+                "smtp_url" => self
+                    .smtp_url
+                    .clone()
+                    .unwrap_or_else(|| "(unset: mail goes to data_dir/outbox)".into()),
                 "email_from" => self.email_from.clone(),
                 "activation_url" => self.activation_url.clone(),
                 "password_reset_url" => self.password_reset_url.clone(),
@@ -271,7 +421,12 @@ impl Config {
                 "login_rate_per_minute" => self.login_rate_per_minute.to_string(),
                 "login_failures_per_account" => self.login_failures_per_account.to_string(),
                 "reset_emails_per_hour" => self.reset_emails_per_hour.to_string(),
-                "trusted_proxies" => self.trusted_proxies.iter().map(|ip| ip.to_string()).collect::<Vec<_>>().join(","),
+                "trusted_proxies" => self
+                    .trusted_proxies
+                    .iter()
+                    .map(|ip| ip.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
                 "max_body_bytes" => self.max_body_bytes.to_string(),
                 "max_upload_bytes" => self.max_upload_bytes.to_string(),
                 "password_min_length" => self.password_min_length.to_string(),
@@ -319,9 +474,15 @@ mod tests {
 
     #[test]
     fn masks_passwords_in_urls() {
-        assert_eq!(mask("database_url", "postgres://u:pw@h/db"), "postgres://u:********@h/db");
+        assert_eq!(
+            mask("database_url", "postgres://u:pw@h/db"),
+            "postgres://u:********@h/db"
+        );
         assert_eq!(mask("secret_key", "abc"), "********");
-        assert_eq!(mask("database_url", "sqlite://data/roster.db"), "sqlite://data/roster.db");
+        assert_eq!(
+            mask("database_url", "sqlite://data/roster.db"),
+            "sqlite://data/roster.db"
+        );
     }
 
     #[test]

@@ -22,7 +22,11 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves `state` on `listener` until `shutdown` turns true, then stops
 /// accepting, lets in-flight requests finish and stops the background tasks.
-pub async fn run(listener: TcpListener, state: AppState, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let mailer = Mailer::from_state(&state)?;
     let worker = tokio::spawn(email::run_worker(state.clone(), mailer, shutdown.clone()));
     let housekeeping = tokio::spawn(housekeeping(state.clone(), shutdown.clone()));
@@ -33,7 +37,9 @@ pub async fn run(listener: TcpListener, state: AppState, mut shutdown: watch::Re
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(state.config.header_read_timeout_secs.max(1)));
+        .header_read_timeout(Duration::from_secs(
+            state.config.header_read_timeout_secs.max(1),
+        ));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
 
     loop {
@@ -67,7 +73,10 @@ pub async fn run(listener: TcpListener, state: AppState, mut shutdown: watch::Re
     }
     drop(listener);
     tracing::info!("shutting down: draining in-flight requests");
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("some connections did not finish within the drain timeout");
     }
     let _ = worker.await;
@@ -95,15 +104,16 @@ pub fn shutdown_on_signals() -> watch::Receiver<bool> {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot listen for SIGTERM");
-                    let _ = ctrl_c.await;
-                    let _ = tx.send(true);
-                    return;
-                }
-            };
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot listen for SIGTERM");
+                        let _ = ctrl_c.await;
+                        let _ = tx.send(true);
+                        return;
+                    }
+                };
             tokio::select! {
                 _ = ctrl_c => {}
                 _ = term.recv() => {}

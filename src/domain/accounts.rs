@@ -54,7 +54,13 @@ async fn find_by_email(state: &AppState, key: &str) -> Result<Option<UserRow>> {
 }
 
 /// Password rules, then the retype check, as Djoser orders them.
-fn check_new_password(state: &AppState, field: &str, password: &str, retype: &str, attrs: &[(&str, &str)]) -> Result<()> {
+fn check_new_password(
+    state: &AppState,
+    field: &str,
+    password: &str,
+    retype: &str,
+    attrs: &[(&str, &str)],
+) -> Result<()> {
     let problems = state.passwords.problems(password, attrs);
     if !problems.is_empty() {
         let mut errors = FieldErrors::new();
@@ -76,7 +82,11 @@ pub async fn signup(state: &AppState, input: Signup) -> Result<UserRow> {
         "password",
         &input.password,
         &input.re_password,
-        &[("email", &email), ("first name", &input.first_name), ("last name", &input.last_name)],
+        &[
+            ("email", &email),
+            ("first name", &input.first_name),
+            ("last name", &input.last_name),
+        ],
     )?;
     let hash = state.hasher.hash(&input.password).await?;
     let now = now_micros();
@@ -107,18 +117,31 @@ pub async fn signup(state: &AppState, input: Signup) -> Result<UserRow> {
     })?;
     match input.role {
         Role::Admin => {
-            let full_name = format!("{} {}", input.first_name, input.last_name).trim().to_string();
+            let full_name = format!("{} {}", input.first_name, input.last_name)
+                .trim()
+                .to_string();
             let name = input
                 .company_name
                 .filter(|n| !n.trim().is_empty())
-                .unwrap_or(if full_name.is_empty() { email.clone() } else { full_name });
+                .unwrap_or(if full_name.is_empty() {
+                    email.clone()
+                } else {
+                    full_name
+                });
             let org = create_organization(&mut tx, name.trim(), now).await?;
             users::set_organization(&mut tx, id, org).await?;
         }
         Role::Coach => users::insert_coach_profile(&mut tx, id, now).await?,
-        _ => return Err(Error::field("role", format!("\"{}\" is not a valid choice.", input.role.title()))),
+        _ => {
+            return Err(Error::field(
+                "role",
+                format!("\"{}\" is not a valid choice.", input.role.title()),
+            ));
+        }
     }
-    let user = users::find_by_id(&mut tx, id).await?.ok_or(Error::NotFound)?;
+    let user = users::find_by_id(&mut tx, id)
+        .await?
+        .ok_or(Error::NotFound)?;
     queue_one_time_link(state, &mut tx, &user, Purpose::Activation).await?;
     tx.commit().await?;
     state.outbox_wakeup.notify_one();
@@ -129,14 +152,24 @@ pub async fn signup(state: &AppState, input: Signup) -> Result<UserRow> {
 pub async fn create_organization(tx: &mut Tx, name: &str, now: i64) -> Result<i64> {
     let base = match super::slugify(name) {
         s if s.is_empty() => "org".to_string(),
-        s => s.chars().take(50).collect::<String>().trim_end_matches('-').to_string(),
+        s => s
+            .chars()
+            .take(50)
+            .collect::<String>()
+            .trim_end_matches('-')
+            .to_string(),
     };
     let taken = organizations::subdomains_like(tx, &base).await?;
     let subdomain = super::unique_slug(&base, &taken);
     Ok(organizations::insert(tx, name, &subdomain, now).await?)
 }
 
-async fn queue_one_time_link(state: &AppState, tx: &mut Tx, user: &UserRow, purpose: Purpose) -> Result<()> {
+async fn queue_one_time_link(
+    state: &AppState,
+    tx: &mut Tx,
+    user: &UserRow,
+    purpose: Purpose,
+) -> Result<()> {
     let uid = super::tokens::encode_uid(user.id);
     let token = state.keys.one_time_token(purpose, user, now_secs());
     let (template, subject, intro) = match purpose {
@@ -159,18 +192,32 @@ async fn queue_one_time_link(state: &AppState, tx: &mut Tx, user: &UserRow, purp
     let body = format!(
         "Hello {name},\n\n{intro}\n\n{link}\n\nThe link works once and expires in {hours} hour{s}.\n\
          If you did not ask for this, ignore this email.\n",
-        name = if user.first_name.is_empty() { &user.email } else { &user.first_name },
+        name = if user.first_name.is_empty() {
+            &user.email
+        } else {
+            &user.first_name
+        },
         hours = lifetime_hours.max(1),
         s = if lifetime_hours == 1 { "" } else { "s" },
     );
     tracing::info!(user.id = user.id, purpose = ?purpose, %link, "one-time link queued");
-    email::enqueue(tx, &Email { to: user.email.clone(), subject: subject.into(), body }).await
+    email::enqueue(
+        tx,
+        &Email {
+            to: user.email.clone(),
+            subject: subject.into(),
+            body,
+        },
+    )
+    .await
 }
 
 /// Resolves a Djoser `uid` to its user, or the uid field error.
 async fn user_from_uid(tx: &mut Tx, uid: &str) -> Result<UserRow> {
     let id = super::tokens::decode_uid(uid).ok_or_else(|| Error::field("uid", INVALID_UID))?;
-    users::find_by_id(tx, id).await?.ok_or_else(|| Error::field("uid", INVALID_UID))
+    users::find_by_id(tx, id)
+        .await?
+        .ok_or_else(|| Error::field("uid", INVALID_UID))
 }
 
 /// Activates the account behind `uid` and `token` (Djoser order: uid,
@@ -179,7 +226,10 @@ pub async fn activate(state: &AppState, uid: &str, token: &str) -> Result<()> {
     let mut tx = state.db.begin_write().await?;
     let user = user_from_uid(&mut tx, uid).await?;
     let lifetime = state.config.activation_token_lifetime;
-    if !state.keys.check_one_time_token(Purpose::Activation, &user, token, now_secs(), lifetime) {
+    if !state
+        .keys
+        .check_one_time_token(Purpose::Activation, &user, token, now_secs(), lifetime)
+    {
         return Err(Error::field("token", INVALID_TOKEN));
     }
     if user.is_active {
@@ -191,18 +241,26 @@ pub async fn activate(state: &AppState, uid: &str, token: &str) -> Result<()> {
 }
 
 fn mail_quota(state: &AppState) -> Limit {
-    Limit { limit: state.config.reset_emails_per_hour, window_secs: 3_600 }
+    Limit {
+        limit: state.config.reset_emails_per_hour,
+        window_secs: 3_600,
+    }
 }
 
 fn address_limit(state: &AppState) -> Limit {
-    Limit { limit: state.config.login_rate_per_minute, window_secs: 60 }
+    Limit {
+        limit: state.config.login_rate_per_minute,
+        window_secs: 60,
+    }
 }
 
 /// Mails a new activation link to an inactive account; silent otherwise.
 pub async fn resend_activation(state: &AppState, email: &str, client: &str) -> Result<()> {
     rate_limit::hit(state, &format!("reset-ip:{client}"), address_limit(state)).await?;
     let key = super::email_key(email);
-    let Some(user) = find_by_email(state, &key).await?.filter(|u| !u.is_active && u.password != UNUSABLE_PASSWORD)
+    let Some(user) = find_by_email(state, &key)
+        .await?
+        .filter(|u| !u.is_active && u.password != UNUSABLE_PASSWORD)
     else {
         return Ok(());
     };
@@ -225,20 +283,39 @@ pub struct TokenPair {
 /// Logs in with email and password. Rate-limited per client address and
 /// per submitted email (whether or not it exists); unknown emails cost the
 /// same hash as wrong passwords.
-pub async fn login(state: &AppState, email: &str, password: &str, client: &str) -> Result<TokenPair> {
+pub async fn login(
+    state: &AppState,
+    email: &str,
+    password: &str,
+    client: &str,
+) -> Result<TokenPair> {
     let cfg = &state.config;
     rate_limit::hit(state, &format!("login-ip:{client}"), address_limit(state)).await?;
     let key = super::email_key(email);
     let failures_bucket = format!("login-fail:{key}");
-    let failures = Limit { limit: cfg.login_failures_per_account, window_secs: 15 * 60 };
+    let failures = Limit {
+        limit: cfg.login_failures_per_account,
+        window_secs: 15 * 60,
+    };
     rate_limit::check(state, &failures_bucket, failures).await?;
 
     let user = find_by_email(state, &key).await?;
-    let matches = state.hasher.verify(password, user.as_ref().map(|u| u.password.as_str())).await?;
+    let matches = state
+        .hasher
+        .verify(password, user.as_ref().map(|u| u.password.as_str()))
+        .await?;
     let user = match user {
         Some(u) if matches && u.is_active => u,
         _ => {
-            rate_limit::hit(state, &failures_bucket, Limit { limit: u32::MAX, window_secs: 15 * 60 }).await?;
+            rate_limit::hit(
+                state,
+                &failures_bucket,
+                Limit {
+                    limit: u32::MAX,
+                    window_secs: 15 * 60,
+                },
+            )
+            .await?;
             return Err(AuthError::BadCredentials.into());
         }
     };
@@ -251,12 +328,24 @@ pub async fn login(state: &AppState, email: &str, password: &str, client: &str) 
 
 /// Issues a refresh token (recorded, so it can be revoked) and its access
 /// token. `rotated_from` is `(family, parent jti)` when rotating.
-async fn issue_pair(state: &AppState, tx: &mut Tx, user: &UserRow, rotated_from: Option<(&str, &str)>) -> Result<TokenPair> {
+async fn issue_pair(
+    state: &AppState,
+    tx: &mut Tx,
+    user: &UserRow,
+    rotated_from: Option<(&str, &str)>,
+) -> Result<TokenPair> {
     let cfg = &state.config;
     let now = now_secs();
-    let (refresh, jti) =
-        state.keys.issue_jwt(TokenType::Refresh, user.id, user.token_version, now, cfg.refresh_token_lifetime);
-    let family = rotated_from.map(|(f, _)| f.to_string()).unwrap_or_else(|| jti.clone());
+    let (refresh, jti) = state.keys.issue_jwt(
+        TokenType::Refresh,
+        user.id,
+        user.token_version,
+        now,
+        cfg.refresh_token_lifetime,
+    );
+    let family = rotated_from
+        .map(|(f, _)| f.to_string())
+        .unwrap_or_else(|| jti.clone());
     refresh_tokens::insert(
         tx,
         &refresh_tokens::NewRefreshToken {
@@ -269,7 +358,13 @@ async fn issue_pair(state: &AppState, tx: &mut Tx, user: &UserRow, rotated_from:
         },
     )
     .await?;
-    let (access, _) = state.keys.issue_jwt(TokenType::Access, user.id, user.token_version, now, cfg.access_token_lifetime);
+    let (access, _) = state.keys.issue_jwt(
+        TokenType::Access,
+        user.id,
+        user.token_version,
+        now,
+        cfg.access_token_lifetime,
+    );
     Ok(TokenPair { refresh, access })
 }
 
@@ -281,8 +376,19 @@ pub struct Refreshed {
 }
 
 /// Checks a refresh token against its record and its user.
-async fn live_refresh_token(state: &AppState, tx: &mut Tx, token: &str) -> Result<(super::tokens::Claims, refresh_tokens::RefreshTokenRow, UserRow)> {
-    let claims = state.keys.verify_jwt(token, Some(TokenType::Refresh)).map_err(AuthError::InvalidToken)?;
+async fn live_refresh_token(
+    state: &AppState,
+    tx: &mut Tx,
+    token: &str,
+) -> Result<(
+    super::tokens::Claims,
+    refresh_tokens::RefreshTokenRow,
+    UserRow,
+)> {
+    let claims = state
+        .keys
+        .verify_jwt(token, Some(TokenType::Refresh))
+        .map_err(AuthError::InvalidToken)?;
     let record = refresh_tokens::find(tx, &claims.jti)
         .await?
         .ok_or_else(|| AuthError::InvalidToken("Token is invalid".into()))?;
@@ -307,7 +413,10 @@ pub async fn refresh(state: &AppState, token: &str) -> Result<Refreshed> {
         // whole chain, so the thief's newer tokens die with it.
         refresh_tokens::revoke_family(&mut tx, &record.family, now_micros()).await?;
         tx.commit().await?;
-        tracing::warn!(user.id = user.id, "reuse of a rotated refresh token; chain revoked");
+        tracing::warn!(
+            user.id = user.id,
+            "reuse of a rotated refresh token; chain revoked"
+        );
         return Err(AuthError::InvalidToken("Token is blacklisted".into()).into());
     }
     let answer = if state.config.rotate_refresh_tokens {
@@ -315,7 +424,10 @@ pub async fn refresh(state: &AppState, token: &str) -> Result<Refreshed> {
             return Err(AuthError::InvalidToken("Token is blacklisted".into()).into());
         }
         let pair = issue_pair(state, &mut tx, &user, Some((&record.family, &claims.jti))).await?;
-        Refreshed { access: pair.access, refresh: Some(pair.refresh) }
+        Refreshed {
+            access: pair.access,
+            refresh: Some(pair.refresh),
+        }
     } else {
         let (access, _) = state.keys.issue_jwt(
             TokenType::Access,
@@ -324,7 +436,10 @@ pub async fn refresh(state: &AppState, token: &str) -> Result<Refreshed> {
             now_secs(),
             state.config.access_token_lifetime,
         );
-        Refreshed { access, refresh: None }
+        Refreshed {
+            access,
+            refresh: None,
+        }
     };
     tx.commit().await?;
     Ok(answer)
@@ -334,7 +449,10 @@ pub async fn refresh(state: &AppState, token: &str) -> Result<Refreshed> {
 /// a 400 (SimpleJWT's blacklist behaviour); a token of a deactivated user
 /// or from before a password change fails as on every other endpoint.
 pub async fn verify(state: &AppState, token: &str) -> Result<()> {
-    let claims = state.keys.verify_jwt(token, None).map_err(AuthError::InvalidToken)?;
+    let claims = state
+        .keys
+        .verify_jwt(token, None)
+        .map_err(AuthError::InvalidToken)?;
     let mut tx = state.db.begin().await?;
     if claims.token_type == "refresh"
         && let Some(record) = refresh_tokens::find(&mut tx, &claims.jti).await?
@@ -344,7 +462,9 @@ pub async fn verify(state: &AppState, token: &str) -> Result<()> {
     }
     let user = users::find_by_id(&mut tx, claims.user_id).await?;
     tx.commit().await?;
-    let user = user.filter(|u| u.is_active).ok_or(AuthError::NoActiveAccountForToken)?;
+    let user = user
+        .filter(|u| u.is_active)
+        .ok_or(AuthError::NoActiveAccountForToken)?;
     if user.token_version != claims.version {
         return Err(AuthError::PasswordChanged.into());
     }
@@ -362,12 +482,19 @@ pub async fn blacklist(state: &AppState, token: &str) -> Result<()> {
 
 /// Changes the caller's names (the email is the login field and read-only;
 /// the role is not the user's to change).
-pub async fn update_me(state: &AppState, me: &Principal, first_name: Option<String>, last_name: Option<String>) -> Result<UserRow> {
+pub async fn update_me(
+    state: &AppState,
+    me: &Principal,
+    first_name: Option<String>,
+    last_name: Option<String>,
+) -> Result<UserRow> {
     let first = first_name.unwrap_or_else(|| me.user.first_name.clone());
     let last = last_name.unwrap_or_else(|| me.user.last_name.clone());
     let mut tx = state.db.begin_write().await?;
     users::set_names(&mut tx, me.id(), &first, &last, now_micros()).await?;
-    let user = users::find_by_id(&mut tx, me.id()).await?.ok_or(Error::NotFound)?;
+    let user = users::find_by_id(&mut tx, me.id())
+        .await?
+        .ok_or(Error::NotFound)?;
     tx.commit().await?;
     Ok(user)
 }
@@ -400,14 +527,23 @@ pub async fn delete_me(state: &AppState, me: &Principal) -> Result<()> {
 
 /// Sets a new password (the surface has checked `current_password`).
 /// Every token issued before stops working.
-pub async fn set_password(state: &AppState, me: &Principal, new_password: &str, retype: &str) -> Result<()> {
+pub async fn set_password(
+    state: &AppState,
+    me: &Principal,
+    new_password: &str,
+    retype: &str,
+) -> Result<()> {
     let u = &me.user;
     check_new_password(
         state,
         "new_password",
         new_password,
         retype,
-        &[("email", &u.email), ("first name", &u.first_name), ("last name", &u.last_name)],
+        &[
+            ("email", &u.email),
+            ("first name", &u.first_name),
+            ("last name", &u.last_name),
+        ],
     )?;
     let hash = state.hasher.hash(new_password).await?;
     let mut tx = state.db.begin_write().await?;
@@ -422,7 +558,9 @@ pub async fn set_password(state: &AppState, me: &Principal, new_password: &str, 
 pub async fn reset_password(state: &AppState, email: &str, client: &str) -> Result<()> {
     rate_limit::hit(state, &format!("reset-ip:{client}"), address_limit(state)).await?;
     let key = super::email_key(email);
-    let Some(user) = find_by_email(state, &key).await?.filter(|u| u.is_active && u.password != UNUSABLE_PASSWORD)
+    let Some(user) = find_by_email(state, &key)
+        .await?
+        .filter(|u| u.is_active && u.password != UNUSABLE_PASSWORD)
     else {
         return Ok(());
     };
@@ -439,13 +577,22 @@ pub async fn reset_password(state: &AppState, email: &str, client: &str) -> Resu
 
 /// Sets a new password from a reset link. Djoser's order: password rules,
 /// retype, uid, token.
-pub async fn reset_password_confirm(state: &AppState, uid: &str, token: &str, new_password: &str, retype: &str) -> Result<()> {
+pub async fn reset_password_confirm(
+    state: &AppState,
+    uid: &str,
+    token: &str,
+    new_password: &str,
+    retype: &str,
+) -> Result<()> {
     check_new_password(state, "new_password", new_password, retype, &[])?;
     let hash = state.hasher.hash(new_password).await?;
     let mut tx = state.db.begin_write().await?;
     let user = user_from_uid(&mut tx, uid).await?;
     let lifetime = state.config.password_reset_token_lifetime;
-    if !state.keys.check_one_time_token(Purpose::PasswordReset, &user, token, now_secs(), lifetime) {
+    if !state
+        .keys
+        .check_one_time_token(Purpose::PasswordReset, &user, token, now_secs(), lifetime)
+    {
         return Err(Error::field("token", INVALID_TOKEN));
     }
     let now = now_micros();
@@ -489,7 +636,9 @@ pub async fn create_staff(state: &AppState, email: &str, password: &str) -> Resu
         },
     )
     .await?;
-    let user = users::find_by_id(&mut tx, id).await?.ok_or(Error::NotFound)?;
+    let user = users::find_by_id(&mut tx, id)
+        .await?
+        .ok_or(Error::NotFound)?;
     tx.commit().await?;
     Ok(user)
 }

@@ -44,6 +44,7 @@ pub async fn principal_from_access_token(state: &AppState, token: &str) -> Resul
     if user.token_version != claims.version {
         return Err(AuthError::PasswordChanged.into());
     }
-    let role = Role::parse(&user.role).ok_or_else(|| Error::Internal(format!("unknown role {:?}", user.role)))?;
+    let role = Role::parse(&user.role)
+        .ok_or_else(|| Error::Internal(format!("unknown role {:?}", user.role)))?;
     Ok(Principal { user, role })
 }

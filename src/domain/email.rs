@@ -96,7 +96,8 @@ fn build_message(from: &str, row: &outbox::OutboxRow) -> anyhow::Result<Message>
 /// Seconds to wait before the next attempt after `attempts` failures:
 /// 5 s doubling, at most an hour.
 fn backoff_secs(attempts: i64) -> i64 {
-    5i64.saturating_mul(1i64 << attempts.clamp(0, 10)).min(3_600)
+    5i64.saturating_mul(1i64 << attempts.clamp(0, 10))
+        .min(3_600)
 }
 
 /// Delivers every message that is due; returns how many were sent.
@@ -139,7 +140,11 @@ pub async fn deliver_due(state: &AppState, mailer: &Mailer) -> Result<usize> {
 
 /// Runs until `shutdown` fires: delivers due mail whenever woken, and at
 /// least every `outbox_poll_secs` (for retries and other instances' mail).
-pub async fn run_worker(state: AppState, mailer: Mailer, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn run_worker(
+    state: AppState,
+    mailer: Mailer,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     let poll = Duration::from_secs(state.config.outbox_poll_secs);
     loop {
         if let Err(e) = deliver_due(&state, &mailer).await {

@@ -45,7 +45,11 @@ impl FieldErrors {
 
     /// `Ok(())` when empty, else the errors as a validation failure.
     pub fn into_result(self) -> Result<(), Error> {
-        if self.is_empty() { Ok(()) } else { Err(Error::Validation(self)) }
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Validation(self))
+        }
     }
 }
 

@@ -27,7 +27,9 @@ pub const MICROS_PER_SEC: i64 = 1_000_000;
 pub fn iso8601(micros: i64) -> String {
     let secs = micros.div_euclid(MICROS_PER_SEC);
     let frac = micros.rem_euclid(MICROS_PER_SEC);
-    let Ok(t) = time::OffsetDateTime::from_unix_timestamp(secs) else { return String::new() };
+    let Ok(t) = time::OffsetDateTime::from_unix_timestamp(secs) else {
+        return String::new();
+    };
     let base = format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
         t.year(),
@@ -37,7 +39,11 @@ pub fn iso8601(micros: i64) -> String {
         t.minute(),
         t.second()
     );
-    if frac == 0 { format!("{base}Z") } else { format!("{base}.{frac:06}Z") }
+    if frac == 0 {
+        format!("{base}Z")
+    } else {
+        format!("{base}.{frac:06}Z")
+    }
 }
 
 /// A user's role inside an organisation, or platform staff.
@@ -104,7 +110,9 @@ pub fn normalize_email(email: &str) -> String {
 /// Django's `EmailValidator`, in short: one `@`, a non-empty local part
 /// without spaces, and a dotted domain (or `localhost`).
 pub fn looks_like_email(email: &str) -> bool {
-    let Some((local, domain)) = email.rsplit_once('@') else { return false };
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return false;
+    };
     let local_ok = !local.is_empty()
         && local.len() <= 64
         && !local.contains(char::is_whitespace)
@@ -121,7 +129,10 @@ pub fn looks_like_email(email: &str) -> bool {
                     && !label.ends_with('-')
                     && label.chars().all(|c| c.is_alphanumeric() || c == '-')
             })
-            && domain.rsplit('.').next().is_some_and(|tld| tld.chars().count() >= 2));
+            && domain
+                .rsplit('.')
+                .next()
+                .is_some_and(|tld| tld.chars().count() >= 2));
     local_ok && domain_ok && email.len() <= 254
 }
 
@@ -160,15 +171,24 @@ mod tests {
     fn slugs() {
         assert_eq!(slugify("Jane  Doe!"), "jane-doe");
         assert_eq!(slugify("--Acme, Inc.--"), "acme-inc");
-        assert_eq!(unique_slug("acme", &["acme".into(), "acme-2".into()]), "acme-3");
+        assert_eq!(
+            unique_slug("acme", &["acme".into(), "acme-2".into()]),
+            "acme-3"
+        );
         assert_eq!(unique_slug("acme", &[]), "acme");
     }
 
     #[test]
     fn iso_timestamps() {
         assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
-        assert_eq!(iso8601(1_709_288_430_123_456), "2024-03-01T10:20:30.123456Z");
-        assert_eq!(iso8601(1_709_288_430_000_100), "2024-03-01T10:20:30.000100Z");
+        assert_eq!(
+            iso8601(1_709_288_430_123_456),
+            "2024-03-01T10:20:30.123456Z"
+        );
+        assert_eq!(
+            iso8601(1_709_288_430_000_100),
+            "2024-03-01T10:20:30.000100Z"
+        );
     }
 
     #[test]

@@ -12,8 +12,12 @@ use super::{Error, Result};
 use crate::config::Config;
 
 /// Django's list of 20,000 common passwords (BSD licence), lower-cased.
-static COMMON_PASSWORDS: LazyLock<HashSet<&'static str>> =
-    LazyLock::new(|| include_str!("common-passwords.txt").lines().map(str::trim).collect());
+static COMMON_PASSWORDS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    include_str!("common-passwords.txt")
+        .lines()
+        .map(str::trim)
+        .collect()
+});
 
 /// What a new password must satisfy; all of it is configurable.
 #[derive(Debug, Clone)]
@@ -79,13 +83,16 @@ fn too_similar<'a>(password: &str, attributes: &[(&'a str, &str)]) -> Option<&'a
             continue;
         }
         let value = value.to_lowercase();
-        let mut parts: Vec<&str> = value.split(|c: char| !(c.is_alphanumeric() || c == '_')).collect();
+        let mut parts: Vec<&str> = value
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .collect();
         parts.push(&value);
         for part in parts {
             let part_len = part.chars().count();
             // Django skips parts far shorter than the password: they cannot
             // reach the threshold and the comparison would be wasted.
-            if pwd_len >= 10 * part_len && (part_len as f64) < MAX_SIMILARITY / 2.0 * pwd_len as f64 {
+            if pwd_len >= 10 * part_len && (part_len as f64) < MAX_SIMILARITY / 2.0 * pwd_len as f64
+            {
                 continue;
             }
             if quick_ratio(&password, part) >= MAX_SIMILARITY {
@@ -137,7 +144,10 @@ impl Hasher {
     pub fn new(concurrency: usize) -> Self {
         let random = uuid::Uuid::new_v4().to_string();
         let dummy = hash_now(&random).unwrap_or_default();
-        Hasher { permits: Arc::new(Semaphore::new(concurrency.max(1))), dummy: Arc::new(dummy) }
+        Hasher {
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            dummy: Arc::new(dummy),
+        }
     }
 
     pub async fn hash(&self, password: &str) -> Result<String> {
@@ -158,8 +168,14 @@ impl Hasher {
     }
 
     async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-        let _permit = self.permits.acquire().await.map_err(|e| Error::Internal(e.to_string()))?;
-        tokio::task::spawn_blocking(work).await.map_err(|e| Error::Internal(e.to_string()))
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))
     }
 }
 
@@ -171,7 +187,9 @@ fn hash_now(password: &str) -> Result<String> {
 }
 
 fn verify_now(password: &str, stored: &str) -> bool {
-    Argon2::default().verify_password(password.as_bytes(), stored).is_ok()
+    Argon2::default()
+        .verify_password(password.as_bytes(), stored)
+        .is_ok()
 }
 
 #[cfg(test)]
@@ -179,7 +197,12 @@ mod tests {
     use super::*;
 
     fn policy() -> PasswordPolicy {
-        PasswordPolicy { min_length: 8, max_length: 128, check_common: true, check_similarity: true }
+        PasswordPolicy {
+            min_length: 8,
+            max_length: 128,
+            check_common: true,
+            check_similarity: true,
+        }
     }
 
     #[test]
@@ -193,7 +216,10 @@ mod tests {
                 "This password is entirely numeric.",
             ]
         );
-        assert!(p.problems("password", &[]).contains(&"This password is too common.".to_string()));
+        assert!(
+            p.problems("password", &[])
+                .contains(&"This password is too common.".to_string())
+        );
         assert!(p.problems("correct horse battery", &[]).is_empty());
         assert_eq!(p.problems(&"x".repeat(129), &[]).len(), 1);
     }
@@ -203,7 +229,10 @@ mod tests {
         let p = policy();
         let problems = p.problems("janedoe1984", &[("email", "janedoe1984@example.com")]);
         assert_eq!(problems, vec!["The password is too similar to the email."]);
-        assert!(p.problems("Tr0ub4dor&3-zebra", &[("email", "jane@example.com")]).is_empty());
+        assert!(
+            p.problems("Tr0ub4dor&3-zebra", &[("email", "jane@example.com")])
+                .is_empty()
+        );
     }
 
     #[test]

@@ -26,7 +26,11 @@ pub async fn hit(state: &AppState, bucket: &str, limit: Limit) -> Result<()> {
     let mut tx = state.db.begin_write().await?;
     let hits = rate_limits::hit(&mut tx, bucket, start).await?;
     tx.commit().await?;
-    if hits > limit.limit as i64 { Err(Error::Throttled { retry_after }) } else { Ok(()) }
+    if hits > limit.limit as i64 {
+        Err(Error::Throttled { retry_after })
+    } else {
+        Ok(())
+    }
 }
 
 /// `Throttled` if `bucket` already holds `limit` hits in this window (does
@@ -36,7 +40,11 @@ pub async fn check(state: &AppState, bucket: &str, limit: Limit) -> Result<()> {
     let mut tx = state.db.begin().await?;
     let hits = rate_limits::hits(&mut tx, bucket, start).await?;
     tx.commit().await?;
-    if hits >= limit.limit as i64 { Err(Error::Throttled { retry_after }) } else { Ok(()) }
+    if hits >= limit.limit as i64 {
+        Err(Error::Throttled { retry_after })
+    } else {
+        Ok(())
+    }
 }
 
 /// Counts a hit and says whether it was within the limit (for quotas that

@@ -57,7 +57,14 @@ impl Keys {
 
     /// Signs a JWT of `kind` for `user_id`, valid `lifetime` seconds from
     /// `now` (Unix seconds). Returns the token and its `jti`.
-    pub fn issue_jwt(&self, kind: TokenType, user_id: i64, version: i64, now: i64, lifetime: u64) -> (String, String) {
+    pub fn issue_jwt(
+        &self,
+        kind: TokenType,
+        user_id: i64,
+        version: i64,
+        now: i64,
+        lifetime: u64,
+    ) -> (String, String) {
         let jti = uuid::Uuid::new_v4().simple().to_string();
         let claims = json!({
             "token_type": kind.as_str(),
@@ -79,12 +86,13 @@ impl Keys {
         validation.leeway = 0;
         validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp"]);
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &validation).map_err(|e| {
-            match e.kind() {
-                ErrorKind::ExpiredSignature => "Token is expired".to_string(),
-                ErrorKind::MissingRequiredClaim(c) if c == "exp" => "Token has no 'exp' claim".to_string(),
-                _ => "Token is invalid".to_string(),
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &validation)
+            .map_err(|e| match e.kind() {
+            ErrorKind::ExpiredSignature => "Token is expired".to_string(),
+            ErrorKind::MissingRequiredClaim(c) if c == "exp" => {
+                "Token has no 'exp' claim".to_string()
             }
+            _ => "Token is invalid".to_string(),
         })?;
         let claims = data.claims;
         let token_type = match claims.get("token_type").and_then(Value::as_str) {
@@ -120,14 +128,29 @@ impl Keys {
     /// A Django-format one-time token (`{ts36}-{hmac}`) for `purpose`.
     pub fn one_time_token(&self, purpose: Purpose, user: &UserRow, now_secs: i64) -> String {
         let ts = now_secs - DJANGO_EPOCH;
-        format!("{}-{}", to_base36(ts.max(0) as u64), self.one_time_hash(purpose, user, ts))
+        format!(
+            "{}-{}",
+            to_base36(ts.max(0) as u64),
+            self.one_time_hash(purpose, user, ts)
+        )
     }
 
     /// Checks a one-time token: well-formed, signed for this user's current
     /// state and `purpose`, and younger than `lifetime` seconds.
-    pub fn check_one_time_token(&self, purpose: Purpose, user: &UserRow, token: &str, now_secs: i64, lifetime: u64) -> bool {
-        let Some((ts36, hash)) = token.split_once('-') else { return false };
-        let Some(ts) = from_base36(ts36) else { return false };
+    pub fn check_one_time_token(
+        &self,
+        purpose: Purpose,
+        user: &UserRow,
+        token: &str,
+        now_secs: i64,
+        lifetime: u64,
+    ) -> bool {
+        let Some((ts36, hash)) = token.split_once('-') else {
+            return false;
+        };
+        let Some(ts) = from_base36(ts36) else {
+            return false;
+        };
         let expected = self.one_time_hash(purpose, user, ts as i64);
         if !constant_time_eq(expected.as_bytes(), hash.as_bytes()) {
             return false;
@@ -139,9 +162,18 @@ impl Keys {
     /// with a key salt per purpose so activation and reset tokens differ.
     fn one_time_hash(&self, purpose: Purpose, user: &UserRow, ts: i64) -> String {
         let key_salt = format!("roster.accounts.{}", purpose.as_str());
-        let key = Sha256::new().chain_update(key_salt.as_bytes()).chain_update(&self.secret).finalize();
-        let login_ts = user.last_login.map(django_login_timestamp).unwrap_or_default();
-        let value = format!("{}{}{}{}{}", user.id, user.password, login_ts, ts, user.email);
+        let key = Sha256::new()
+            .chain_update(key_salt.as_bytes())
+            .chain_update(&self.secret)
+            .finalize();
+        let login_ts = user
+            .last_login
+            .map(django_login_timestamp)
+            .unwrap_or_default();
+        let value = format!(
+            "{}{}{}{}{}",
+            user.id, user.password, login_ts, ts, user.email
+        );
         let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes keys of any size");
         mac.update(value.as_bytes());
         let digest = hex::encode(mac.finalize().into_bytes());
@@ -150,7 +182,8 @@ impl Keys {
 
     /// A keyed SHA-256 of `data` (for signed ids and download links).
     pub fn sign(&self, purpose: &str, data: &str) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes keys of any size");
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes keys of any size");
         mac.update(purpose.as_bytes());
         mac.update(b"\0");
         mac.update(data.as_bytes());
@@ -300,10 +333,16 @@ mod tests {
         let (t, jti) = keys.issue_jwt(TokenType::Refresh, 5, 2, now, 60);
         let c = keys.verify_jwt(&t, Some(TokenType::Refresh)).unwrap();
         assert_eq!((c.user_id, c.version, c.jti), (5, 2, jti));
-        assert_eq!(keys.verify_jwt(&t, Some(TokenType::Access)).unwrap_err(), "Token has wrong type");
+        assert_eq!(
+            keys.verify_jwt(&t, Some(TokenType::Access)).unwrap_err(),
+            "Token has wrong type"
+        );
         let (old, _) = keys.issue_jwt(TokenType::Access, 5, 0, now - 120, 60);
         assert_eq!(keys.verify_jwt(&old, None).unwrap_err(), "Token is expired");
-        assert_eq!(keys.verify_jwt("a.b.c", None).unwrap_err(), "Token is invalid");
+        assert_eq!(
+            keys.verify_jwt("a.b.c", None).unwrap_err(),
+            "Token is invalid"
+        );
         let other = Keys::new("z".repeat(40).as_str());
         assert_eq!(other.verify_jwt(&t, None).unwrap_err(), "Token is invalid");
     }
@@ -312,7 +351,12 @@ mod tests {
     fn alg_none_is_refused() {
         let keys = Keys::new("k".repeat(40).as_str());
         let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
-        let body = URL_SAFE_NO_PAD.encode(r#"{"token_type":"access","exp":9999999999,"jti":"x","user_id":"1"}"#);
-        assert_eq!(keys.verify_jwt(&format!("{header}.{body}."), None).unwrap_err(), "Token is invalid");
+        let body = URL_SAFE_NO_PAD
+            .encode(r#"{"token_type":"access","exp":9999999999,"jti":"x","user_id":"1"}"#);
+        assert_eq!(
+            keys.verify_jwt(&format!("{header}.{body}."), None)
+                .unwrap_err(),
+            "Token is invalid"
+        );
     }
 }

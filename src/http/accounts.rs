@@ -19,17 +19,29 @@ use crate::store::users::UserRow;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/auth/users", post(create_user))
-        .route("/api/auth/users/me", get(find_me).put(replace_me).patch(update_me).delete(delete_me))
+        .route(
+            "/api/auth/users/me",
+            get(find_me)
+                .put(replace_me)
+                .patch(update_me)
+                .delete(delete_me),
+        )
         .route("/api/auth/users/activation", post(activate_user))
         .route("/api/auth/users/resend_activation", post(resend_activation))
         .route("/api/auth/users/set_password", post(set_password))
         .route("/api/auth/users/reset_password", post(reset_password))
-        .route("/api/auth/users/reset_password_confirm", post(reset_password_confirm))
+        .route(
+            "/api/auth/users/reset_password_confirm",
+            post(reset_password_confirm),
+        )
         .route("/api/auth/jwt/create", post(create_jwt))
         .route("/api/auth/jwt/refresh", post(refresh_jwt))
         .route("/api/auth/jwt/verify", post(verify_jwt))
         .route("/api/auth/jwt/blacklist", post(blacklist_jwt))
-        .route("/api/auth/api-keys", get(list_api_keys).post(create_api_key))
+        .route(
+            "/api/auth/api-keys",
+            get(list_api_keys).post(create_api_key),
+        )
         .route("/api/auth/api-keys/{id}", delete(delete_api_key))
 }
 
@@ -67,15 +79,33 @@ async fn create_user(State(state): State<AppState>, data: Data) -> DrfResult {
         f.add("email", accounts::EMAIL_TAKEN);
     }
     f.finish()?;
-    let (Some(email), Some(first_name), Some(last_name), Some(role), Some(password), Some(re_password)) =
-        (email, first_name, last_name, role, password, re_password)
+    let (
+        Some(email),
+        Some(first_name),
+        Some(last_name),
+        Some(role),
+        Some(password),
+        Some(re_password),
+    ) = (email, first_name, last_name, role, password, re_password)
     else {
         return Err(Error::Internal("field check passed with a field missing".into()).into());
     };
-    let role = if role == "Admin" { Role::Admin } else { Role::Coach };
+    let role = if role == "Admin" {
+        Role::Admin
+    } else {
+        Role::Coach
+    };
     let user = accounts::signup(
         &state,
-        Signup { email, first_name, last_name, role, company_name, password, re_password },
+        Signup {
+            email,
+            first_name,
+            last_name,
+            role,
+            company_name,
+            password,
+            re_password,
+        },
     )
     .await?;
     Ok(json_status(StatusCode::CREATED, user_json(&user)))
@@ -96,8 +126,17 @@ async fn replace_me(State(state): State<AppState>, Authed(me): Authed, data: Dat
     change_me(state, me, data, false).await
 }
 
-async fn change_me(state: AppState, me: crate::domain::auth::Principal, data: Data, partial: bool) -> DrfResult {
-    let mut f = if partial { Fields::partial(&data) } else { Fields::new(&data) };
+async fn change_me(
+    state: AppState,
+    me: crate::domain::auth::Principal,
+    data: Data,
+    partial: bool,
+) -> DrfResult {
+    let mut f = if partial {
+        Fields::partial(&data)
+    } else {
+        Fields::new(&data)
+    };
     let first_name = f.char("first_name", true, NAME_MAX);
     let last_name = f.char("last_name", true, NAME_MAX);
     f.finish()?;
@@ -123,16 +162,24 @@ async fn activate_user(State(state): State<AppState>, data: Data) -> DrfResult {
     let uid = f.char("uid", true, 255);
     let token = f.char("token", true, 255);
     f.finish()?;
-    let (Some(uid), Some(token)) = (uid, token) else { return Err(missing()) };
+    let (Some(uid), Some(token)) = (uid, token) else {
+        return Err(missing());
+    };
     accounts::activate(&state, &uid, &token).await?;
     Ok(no_content())
 }
 
-async fn resend_activation(State(state): State<AppState>, ClientIp(ip): ClientIp, data: Data) -> DrfResult {
+async fn resend_activation(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    data: Data,
+) -> DrfResult {
     let mut f = Fields::new(&data);
     let email = f.email("email", true);
     f.finish()?;
-    let Some(email) = email else { return Err(missing()) };
+    let Some(email) = email else {
+        return Err(missing());
+    };
     accounts::resend_activation(&state, &email, &ip).await?;
     Ok(no_content())
 }
@@ -155,11 +202,17 @@ async fn set_password(State(state): State<AppState>, Authed(me): Authed, data: D
     Ok(no_content())
 }
 
-async fn reset_password(State(state): State<AppState>, ClientIp(ip): ClientIp, data: Data) -> DrfResult {
+async fn reset_password(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    data: Data,
+) -> DrfResult {
     let mut f = Fields::new(&data);
     let email = f.email("email", true);
     f.finish()?;
-    let Some(email) = email else { return Err(missing()) };
+    let Some(email) = email else {
+        return Err(missing());
+    };
     accounts::reset_password(&state, &email, &ip).await?;
     Ok(no_content())
 }
@@ -171,7 +224,8 @@ async fn reset_password_confirm(State(state): State<AppState>, data: Data) -> Dr
     let new_password = f.password("new_password");
     let re_new_password = f.password("re_new_password");
     f.finish()?;
-    let (Some(uid), Some(token), Some(new_password), Some(re_new_password)) = (uid, token, new_password, re_new_password)
+    let (Some(uid), Some(token), Some(new_password), Some(re_new_password)) =
+        (uid, token, new_password, re_new_password)
     else {
         return Err(missing());
     };
@@ -180,14 +234,23 @@ async fn reset_password_confirm(State(state): State<AppState>, data: Data) -> Dr
 }
 
 /// `POST jwt/create/`: `{"refresh", "access"}`.
-async fn create_jwt(State(state): State<AppState>, ClientIp(ip): ClientIp, data: Data) -> DrfResult {
+async fn create_jwt(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    data: Data,
+) -> DrfResult {
     let mut f = Fields::new(&data);
     let email = f.char("email", true, 255);
     let password = f.password("password");
     f.finish()?;
-    let (Some(email), Some(password)) = (email, password) else { return Err(missing()) };
+    let (Some(email), Some(password)) = (email, password) else {
+        return Err(missing());
+    };
     let pair = accounts::login(&state, &email, &password, &ip).await?;
-    Ok(json_status(StatusCode::OK, json!({"refresh": pair.refresh, "access": pair.access})))
+    Ok(json_status(
+        StatusCode::OK,
+        json!({"refresh": pair.refresh, "access": pair.access}),
+    ))
 }
 
 fn token_field(data: &Data, name: &str) -> Result<String, DrfError> {
@@ -232,17 +295,26 @@ fn api_key_json(k: &ApiKeyRow) -> Value {
 
 async fn list_api_keys(State(state): State<AppState>, Authed(me): Authed) -> DrfResult {
     let keys = api_keys::list(&state, &me).await?;
-    Ok(json_status(StatusCode::OK, Value::Array(keys.iter().map(api_key_json).collect())))
+    Ok(json_status(
+        StatusCode::OK,
+        Value::Array(keys.iter().map(api_key_json).collect()),
+    ))
 }
 
 /// 201 `{"id", "name", "key", "prefix", "created_at"}`: the only time the
 /// key is shown.
-async fn create_api_key(State(state): State<AppState>, Authed(me): Authed, data: Data) -> DrfResult {
+async fn create_api_key(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    data: Data,
+) -> DrfResult {
     me.admin_organization()?;
     let mut f = Fields::new(&data);
     let name = f.char("name", true, 100);
     f.finish()?;
-    let Some(name) = name else { return Err(missing()) };
+    let Some(name) = name else {
+        return Err(missing());
+    };
     let created = api_keys::create(&state, &me, &name).await?;
     Ok(json_status(
         StatusCode::CREATED,
@@ -256,7 +328,11 @@ async fn create_api_key(State(state): State<AppState>, Authed(me): Authed, data:
     ))
 }
 
-async fn delete_api_key(State(state): State<AppState>, Authed(me): Authed, Path(id): Path<String>) -> DrfResult<Response> {
+async fn delete_api_key(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    Path(id): Path<String>,
+) -> DrfResult<Response> {
     me.admin_organization()?;
     let id: i64 = id.parse().map_err(|_| Error::NotFound)?;
     api_keys::revoke(&state, &me, id).await?;

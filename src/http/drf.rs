@@ -50,7 +50,9 @@ fn detail(status: StatusCode, message: &str) -> (StatusCode, Value) {
 /// SimpleJWT's 401 bodies.
 fn auth_body(e: &AuthError) -> Value {
     match e {
-        AuthError::NotProvided => json!({"detail": "Authentication credentials were not provided."}),
+        AuthError::NotProvided => {
+            json!({"detail": "Authentication credentials were not provided."})
+        }
         AuthError::BadHeader => json!({
             "detail": "Authorization header must contain two space-delimited values",
             "code": "bad_authorization_header"
@@ -65,7 +67,9 @@ fn auth_body(e: &AuthError) -> Value {
         AuthError::PasswordChanged => {
             json!({"detail": "The user's password has been changed.", "code": "password_changed"})
         }
-        AuthError::BadCredentials => json!({"detail": "No active account found with the given credentials"}),
+        AuthError::BadCredentials => {
+            json!({"detail": "No active account found with the given credentials"})
+        }
         AuthError::InvalidToken(message) => json!({"detail": message, "code": "token_not_valid"}),
         AuthError::NoActiveAccountForToken => json!({
             "detail": "No active account found for the given token.",
@@ -90,30 +94,42 @@ impl IntoResponse for DrfError {
             DrfError::Domain(e) => match e {
                 Error::Validation(errors) => (StatusCode::BAD_REQUEST, field_errors_body(&errors)),
                 Error::NotFound => detail(StatusCode::NOT_FOUND, "Not found."),
-                Error::Forbidden(None) => {
-                    detail(StatusCode::FORBIDDEN, "You do not have permission to perform this action.")
-                }
+                Error::Forbidden(None) => detail(
+                    StatusCode::FORBIDDEN,
+                    "You do not have permission to perform this action.",
+                ),
                 Error::Forbidden(Some(message)) => detail(StatusCode::FORBIDDEN, &message),
                 Error::Unauthenticated(a) => {
-                    extra.push((header::WWW_AUTHENTICATE, HeaderValue::from_static("JWT realm=\"api\"")));
+                    extra.push((
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("JWT realm=\"api\""),
+                    ));
                     (StatusCode::UNAUTHORIZED, auth_body(&a))
                 }
                 Error::Throttled { retry_after } => {
                     extra.push((header::RETRY_AFTER, HeaderValue::from(retry_after)));
                     detail(
                         StatusCode::TOO_MANY_REQUESTS,
-                        &format!("Request was throttled. Expected available in {retry_after} seconds."),
+                        &format!(
+                            "Request was throttled. Expected available in {retry_after} seconds."
+                        ),
                     )
                 }
                 Error::BadRequest(message) => detail(StatusCode::BAD_REQUEST, &message),
                 Error::Unavailable(reason) => {
                     tracing::warn!(error = %reason, "database unavailable");
                     extra.push((header::RETRY_AFTER, HeaderValue::from_static("5")));
-                    detail(StatusCode::SERVICE_UNAVAILABLE, "Service temporarily unavailable, try again later.")
+                    detail(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "Service temporarily unavailable, try again later.",
+                    )
                 }
                 Error::Internal(reason) => {
                     tracing::error!(error = %reason, "internal error");
-                    detail(StatusCode::INTERNAL_SERVER_ERROR, "A server error occurred.")
+                    detail(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "A server error occurred.",
+                    )
                 }
             },
         };
@@ -139,7 +155,12 @@ impl FromRequest<AppState> for Data {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        let media_type = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let media_type = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         if media_type == "multipart/form-data" {
             return read_multipart(req, state).await;
         }
@@ -149,7 +170,10 @@ impl FromRequest<AppState> for Data {
         }
         if media_type == "application/json" || media_type.ends_with("+json") {
             let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-                DrfError::Raw(StatusCode::BAD_REQUEST, json!({"detail": format!("JSON parse error - {e}")}))
+                DrfError::Raw(
+                    StatusCode::BAD_REQUEST,
+                    json!({"detail": format!("JSON parse error - {e}")}),
+                )
             })?;
             return match value {
                 Value::Object(map) => Ok(Data(map)),
@@ -161,9 +185,13 @@ impl FromRequest<AppState> for Data {
             };
         }
         if media_type == "application/x-www-form-urlencoded" {
-            let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).map_err(|e| {
-                DrfError::Raw(StatusCode::BAD_REQUEST, json!({"detail": format!("Form parse error - {e}")}))
-            })?;
+            let pairs: Vec<(String, String)> =
+                serde_urlencoded::from_bytes(&bytes).map_err(|e| {
+                    DrfError::Raw(
+                        StatusCode::BAD_REQUEST,
+                        json!({"detail": format!("Form parse error - {e}")}),
+                    )
+                })?;
             return Ok(Data(pairs_to_map(pairs)));
         }
         Err(DrfError::Raw(
@@ -202,7 +230,10 @@ fn pairs_to_map(pairs: Vec<(String, String)>) -> Map<String, Value> {
 /// Reads at most `limit` bytes; a larger body is a 413.
 pub async fn read_body(req: Request, limit: usize) -> Result<axum::body::Bytes, DrfError> {
     let too_large = || {
-        DrfError::Raw(StatusCode::PAYLOAD_TOO_LARGE, json!({"detail": "Request body is too large."}))
+        DrfError::Raw(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            json!({"detail": "Request body is too large."}),
+        )
     };
     let declared = req
         .headers()
@@ -212,22 +243,33 @@ pub async fn read_body(req: Request, limit: usize) -> Result<axum::body::Bytes, 
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    axum::body::to_bytes(req.into_body(), limit).await.map_err(|e| {
-        let over = std::error::Error::source(&e)
-            .is_some_and(|s| s.downcast_ref::<http_body_util::LengthLimitError>().is_some())
-            || e.to_string().contains("length limit");
-        if over {
-            too_large()
-        } else {
-            DrfError::Raw(StatusCode::BAD_REQUEST, json!({"detail": "Could not read the request body."}))
-        }
-    })
+    axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|e| {
+            let over = std::error::Error::source(&e).is_some_and(|s| {
+                s.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+            }) || e.to_string().contains("length limit");
+            if over {
+                too_large()
+            } else {
+                DrfError::Raw(
+                    StatusCode::BAD_REQUEST,
+                    json!({"detail": "Could not read the request body."}),
+                )
+            }
+        })
 }
 
 async fn read_multipart(req: Request, state: &AppState) -> Result<Data, DrfError> {
-    let mut multipart = axum::extract::Multipart::from_request(req, state).await.map_err(|e| {
-        DrfError::Raw(StatusCode::BAD_REQUEST, json!({"detail": format!("Multipart form parse error - {e}")}))
-    })?;
+    let mut multipart = axum::extract::Multipart::from_request(req, state)
+        .await
+        .map_err(|e| {
+            DrfError::Raw(
+                StatusCode::BAD_REQUEST,
+                json!({"detail": format!("Multipart form parse error - {e}")}),
+            )
+        })?;
     let mut pairs = Vec::new();
     let mut total = 0usize;
     loop {
@@ -243,11 +285,17 @@ async fn read_multipart(req: Request, state: &AppState) -> Result<Data, DrfError
         };
         let name = field.name().unwrap_or_default().to_string();
         let text = field.text().await.map_err(|e| {
-            DrfError::Raw(e.status(), json!({"detail": format!("Multipart form parse error - {}", e.body_text())}))
+            DrfError::Raw(
+                e.status(),
+                json!({"detail": format!("Multipart form parse error - {}", e.body_text())}),
+            )
         })?;
         total += text.len();
         if total > state.config.max_body_bytes {
-            return Err(DrfError::Raw(StatusCode::PAYLOAD_TOO_LARGE, json!({"detail": "Request body is too large."})));
+            return Err(DrfError::Raw(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"detail": "Request body is too large."}),
+            ));
         }
         pairs.push((name, text));
     }
@@ -265,11 +313,19 @@ pub struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     pub fn new(data: &'a Data) -> Self {
-        Fields { data: &data.0, errors: FieldErrors::new(), partial: false }
+        Fields {
+            data: &data.0,
+            errors: FieldErrors::new(),
+            partial: false,
+        }
     }
 
     pub fn partial(data: &'a Data) -> Self {
-        Fields { data: &data.0, errors: FieldErrors::new(), partial: true }
+        Fields {
+            data: &data.0,
+            errors: FieldErrors::new(),
+            partial: true,
+        }
     }
 
     /// The raw text of a field, or its error. `trim` is DRF's
@@ -312,7 +368,10 @@ impl<'a> Fields<'a> {
     pub fn char(&mut self, name: &str, required: bool, max: usize) -> Option<String> {
         let text = self.text(name, required, true)?;
         if text.chars().count() > max {
-            self.errors.add(name, format!("Ensure this field has no more than {max} characters."));
+            self.errors.add(
+                name,
+                format!("Ensure this field has no more than {max} characters."),
+            );
             return None;
         }
         Some(text)
@@ -322,7 +381,8 @@ impl<'a> Fields<'a> {
     pub fn password(&mut self, name: &str) -> Option<String> {
         let text = self.text(name, true, false)?;
         if text.chars().count() > 4096 {
-            self.errors.add(name, "Ensure this field has no more than 4096 characters.");
+            self.errors
+                .add(name, "Ensure this field has no more than 4096 characters.");
             return None;
         }
         Some(text)
@@ -340,12 +400,18 @@ impl<'a> Fields<'a> {
 
     /// A `ChoiceField`; `choices` are compared case-insensitively and the
     /// matching choice is returned.
-    pub fn choice(&mut self, name: &str, required: bool, choices: &[&'static str]) -> Option<&'static str> {
+    pub fn choice(
+        &mut self,
+        name: &str,
+        required: bool,
+        choices: &[&'static str],
+    ) -> Option<&'static str> {
         let text = self.text(name, required, false)?;
         match choices.iter().find(|c| c.eq_ignore_ascii_case(&text)) {
             Some(c) => Some(c),
             None => {
-                self.errors.add(name, format!("\"{text}\" is not a valid choice."));
+                self.errors
+                    .add(name, format!("\"{text}\" is not a valid choice."));
                 None
             }
         }
@@ -372,7 +438,10 @@ pub struct Authed(pub Principal);
 impl FromRequestParts<AppState> for Authed {
     type Rejection = DrfError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = bearer_token(parts)?.ok_or(AuthError::NotProvided)?;
         Ok(Authed(principal_from_access_token(state, &token).await?))
     }
@@ -382,7 +451,9 @@ impl FromRequestParts<AppState> for Authed {
 /// the header is absent or names another scheme (DRF treats that as no
 /// credentials).
 pub fn bearer_token(parts: &Parts) -> Result<Option<String>, AuthError> {
-    let Some(value) = parts.headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
     let value = value.to_str().map_err(|_| AuthError::BadHeader)?;
     let mut words = value.split_whitespace();
     let scheme = words.next().unwrap_or("");

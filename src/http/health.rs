@@ -10,7 +10,9 @@ use serde_json::json;
 use crate::app::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/healthz", get(alive)).route("/readyz", get(ready))
+    Router::new()
+        .route("/healthz", get(alive))
+        .route("/readyz", get(ready))
 }
 
 /// The process is up.
@@ -21,7 +23,9 @@ async fn alive() -> Response {
 /// The database answers; otherwise 503 with `Retry-After`.
 async fn ready(State(state): State<AppState>) -> Response {
     match state.db.ping().await {
-        Ok(()) => axum::Json(json!({"status": "ok", "database": state.db.backend()})).into_response(),
+        Ok(()) => {
+            axum::Json(json!({"status": "ok", "database": state.db.backend()})).into_response()
+        }
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
             let mut response = (
@@ -29,7 +33,9 @@ async fn ready(State(state): State<AppState>) -> Response {
                 axum::Json(json!({"status": "unavailable", "database": state.db.backend()})),
             )
                 .into_response();
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             response
         }
     }

@@ -36,7 +36,10 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(log_request))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("handler panicked");
-            (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"detail": "A server error occurred."})))
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                axum::Json(json!({"detail": "A server error occurred."})),
+            )
                 .into_response()
         }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
@@ -48,7 +51,11 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, axum::Json(json!({"detail": "Not found."}))).into_response()
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({"detail": "Not found."})),
+    )
+        .into_response()
 }
 
 async fn method_not_allowed(req: Request) -> Response {
@@ -89,13 +96,18 @@ pub struct ClientIp(pub String);
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
             .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-        Ok(ClientIp(client_ip(peer, parts, &state.config.trusted_proxies).to_string()))
+        Ok(ClientIp(
+            client_ip(peer, parts, &state.config.trusted_proxies).to_string(),
+        ))
     }
 }
 
@@ -111,5 +123,10 @@ fn client_ip(peer: IpAddr, parts: &Parts, trusted: &[IpAddr]) -> IpAddr {
         .flat_map(|v| v.split(','))
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    forwarded.iter().rev().find(|ip| !trusted.contains(ip)).copied().unwrap_or(peer)
+    forwarded
+        .iter()
+        .rev()
+        .find(|ip| !trusted.contains(ip))
+        .copied()
+        .unwrap_or(peer)
 }

@@ -45,14 +45,23 @@ pub async fn list(tx: &mut Tx, organization_id: i64) -> StoreResult<Vec<ApiKeyRo
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM api_keys WHERE organization_id = $1 AND revoked_at IS NULL ORDER BY id"
     ));
-    Ok(on_tx!(tx, |c| sqlx::query_as(sql).bind(organization_id).fetch_all(c).await?))
+    Ok(on_tx!(tx, |c| sqlx::query_as(sql)
+        .bind(organization_id)
+        .fetch_all(c)
+        .await?))
 }
 
 /// Revokes a live key of the organisation; false when there is none.
 pub async fn revoke(tx: &mut Tx, organization_id: i64, id: i64, now: i64) -> StoreResult<bool> {
     const SQL: &str = "UPDATE api_keys SET revoked_at = $3 WHERE id = $2 AND organization_id = $1 \
          AND revoked_at IS NULL";
-    let done = on_tx!(tx, |c| sqlx::query(SQL).bind(organization_id).bind(id).bind(now).execute(c).await?.rows_affected());
+    let done = on_tx!(tx, |c| sqlx::query(SQL)
+        .bind(organization_id)
+        .bind(id)
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected());
     Ok(done == 1)
 }
 
@@ -61,11 +70,19 @@ pub async fn find_by_hash(tx: &mut Tx, key_hash: &str) -> StoreResult<Option<Api
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"
     ));
-    Ok(on_tx!(tx, |c| sqlx::query_as(sql).bind(key_hash).fetch_optional(c).await?))
+    Ok(on_tx!(tx, |c| sqlx::query_as(sql)
+        .bind(key_hash)
+        .fetch_optional(c)
+        .await?))
 }
 
 pub async fn touch(tx: &mut Tx, id: i64, now: i64) -> StoreResult<()> {
     const SQL: &str = "UPDATE api_keys SET last_used_at = $2 WHERE id = $1";
-    on_tx!(tx, |c| sqlx::query(SQL).bind(id).bind(now).execute(c).await?.rows_affected());
+    on_tx!(tx, |c| sqlx::query(SQL)
+        .bind(id)
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected());
     Ok(())
 }

@@ -46,7 +46,9 @@ impl From<sqlx::Error> for StoreError {
                 let code = db.code().map(|c| c.to_string()).unwrap_or_default();
                 let busy = code == "5"
                     || code == "6"
-                    || code.parse::<i64>().is_ok_and(|c| c & 0xff == 5 || c & 0xff == 6)
+                    || code
+                        .parse::<i64>()
+                        .is_ok_and(|c| c & 0xff == 5 || c & 0xff == 6)
                     || code.starts_with("08")
                     || code == "53300"
                     || code.starts_with("57P0");
@@ -118,7 +120,8 @@ impl Db {
     /// and a busy timeout on every connection.
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Db> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let opts = PgConnectOptions::from_str(url).map_err(|e| StoreError::Other(e.to_string()))?;
+            let opts =
+                PgConnectOptions::from_str(url).map_err(|e| StoreError::Other(e.to_string()))?;
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(5))

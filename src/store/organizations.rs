@@ -15,7 +15,8 @@ pub async fn insert(tx: &mut Tx, name: &str, subdomain: &str, now: i64) -> Store
 
 /// The subdomains already taken among `base` and `base-N`.
 pub async fn subdomains_like(tx: &mut Tx, base: &str) -> StoreResult<Vec<String>> {
-    const SQL: &str = "SELECT subdomain FROM organizations WHERE subdomain = $1 OR subdomain LIKE $2";
+    const SQL: &str =
+        "SELECT subdomain FROM organizations WHERE subdomain = $1 OR subdomain LIKE $2";
     let pattern = format!("{base}-%");
     Ok(on_tx!(tx, |c| sqlx::query_scalar(SQL)
         .bind(base)
@@ -26,6 +27,10 @@ pub async fn subdomains_like(tx: &mut Tx, base: &str) -> StoreResult<Vec<String>
 
 pub async fn delete(tx: &mut Tx, id: i64) -> StoreResult<()> {
     const SQL: &str = "DELETE FROM organizations WHERE id = $1";
-    on_tx!(tx, |c| sqlx::query(SQL).bind(id).execute(c).await?.rows_affected());
+    on_tx!(tx, |c| sqlx::query(SQL)
+        .bind(id)
+        .execute(c)
+        .await?
+        .rows_affected());
     Ok(())
 }

@@ -28,6 +28,10 @@ pub async fn hits(tx: &mut Tx, bucket: &str, window_start: i64) -> StoreResult<i
 
 pub async fn delete_before(tx: &mut Tx, window_start: i64) -> StoreResult<u64> {
     const SQL: &str = "DELETE FROM rate_limits WHERE window_start < $1";
-    let done = on_tx!(tx, |c| sqlx::query(SQL).bind(window_start).execute(c).await?.rows_affected());
+    let done = on_tx!(tx, |c| sqlx::query(SQL)
+        .bind(window_start)
+        .execute(c)
+        .await?
+        .rows_affected());
     Ok(done)
 }

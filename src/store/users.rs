@@ -61,30 +61,50 @@ pub async fn insert(tx: &mut Tx, u: &NewUser<'_>) -> StoreResult<i64> {
 
 pub async fn set_organization(tx: &mut Tx, id: i64, organization_id: i64) -> StoreResult<()> {
     const SQL: &str = "UPDATE users SET organization_id = $2 WHERE id = $1";
-    on_tx!(tx, |c| sqlx::query(SQL).bind(id).bind(organization_id).execute(c).await?.rows_affected());
+    on_tx!(tx, |c| sqlx::query(SQL)
+        .bind(id)
+        .bind(organization_id)
+        .execute(c)
+        .await?
+        .rows_affected());
     Ok(())
 }
 
 pub async fn find_by_id(tx: &mut Tx, id: i64) -> StoreResult<Option<UserRow>> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
     let sql = sqlx::AssertSqlSafe(sql);
-    Ok(on_tx!(tx, |c| sqlx::query_as(sql).bind(id).fetch_optional(c).await?))
+    Ok(on_tx!(tx, |c| sqlx::query_as(sql)
+        .bind(id)
+        .fetch_optional(c)
+        .await?))
 }
 
 pub async fn find_by_email_key(tx: &mut Tx, email_key: &str) -> StoreResult<Option<UserRow>> {
     let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM users WHERE email_key = $1"));
-    Ok(on_tx!(tx, |c| sqlx::query_as(sql).bind(email_key).fetch_optional(c).await?))
+    Ok(on_tx!(tx, |c| sqlx::query_as(sql)
+        .bind(email_key)
+        .fetch_optional(c)
+        .await?))
 }
 
 pub async fn email_key_taken(tx: &mut Tx, email_key: &str) -> StoreResult<bool> {
     const SQL: &str = "SELECT COUNT(*) FROM users WHERE email_key = $1";
-    let n: i64 = on_tx!(tx, |c| sqlx::query_scalar(SQL).bind(email_key).fetch_one(c).await?);
+    let n: i64 = on_tx!(tx, |c| sqlx::query_scalar(SQL)
+        .bind(email_key)
+        .fetch_one(c)
+        .await?);
     Ok(n > 0)
 }
 
 pub async fn set_active(tx: &mut Tx, id: i64, active: bool, now: i64) -> StoreResult<()> {
     const SQL: &str = "UPDATE users SET is_active = $2, updated_at = $3 WHERE id = $1";
-    on_tx!(tx, |c| sqlx::query(SQL).bind(id).bind(active).bind(now).execute(c).await?.rows_affected());
+    on_tx!(tx, |c| sqlx::query(SQL)
+        .bind(id)
+        .bind(active)
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected());
     Ok(())
 }
 
@@ -93,36 +113,67 @@ pub async fn set_active(tx: &mut Tx, id: i64, active: bool, now: i64) -> StoreRe
 pub async fn set_password(tx: &mut Tx, id: i64, hash: &str, now: i64) -> StoreResult<()> {
     const SQL: &str = "UPDATE users SET password = $2, token_version = token_version + 1, \
          updated_at = $3 WHERE id = $1";
-    on_tx!(tx, |c| sqlx::query(SQL).bind(id).bind(hash).bind(now).execute(c).await?.rows_affected());
+    on_tx!(tx, |c| sqlx::query(SQL)
+        .bind(id)
+        .bind(hash)
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected());
     Ok(())
 }
 
 pub async fn set_last_login(tx: &mut Tx, id: i64, now: i64) -> StoreResult<()> {
     const SQL: &str = "UPDATE users SET last_login = $2 WHERE id = $1";
-    on_tx!(tx, |c| sqlx::query(SQL).bind(id).bind(now).execute(c).await?.rows_affected());
+    on_tx!(tx, |c| sqlx::query(SQL)
+        .bind(id)
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected());
     Ok(())
 }
 
 pub async fn set_last_sign_in(tx: &mut Tx, id: i64, now: i64) -> StoreResult<()> {
     const SQL: &str = "UPDATE users SET last_sign_in_at = $2 WHERE id = $1";
-    on_tx!(tx, |c| sqlx::query(SQL).bind(id).bind(now).execute(c).await?.rows_affected());
+    on_tx!(tx, |c| sqlx::query(SQL)
+        .bind(id)
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected());
     Ok(())
 }
 
 pub async fn count_in_organization(tx: &mut Tx, organization_id: i64) -> StoreResult<i64> {
     const SQL: &str = "SELECT COUNT(*) FROM users WHERE organization_id = $1";
-    Ok(on_tx!(tx, |c| sqlx::query_scalar(SQL).bind(organization_id).fetch_one(c).await?))
+    Ok(on_tx!(tx, |c| sqlx::query_scalar(SQL)
+        .bind(organization_id)
+        .fetch_one(c)
+        .await?))
 }
 
 pub async fn set_names(tx: &mut Tx, id: i64, first: &str, last: &str, now: i64) -> StoreResult<()> {
-    const SQL: &str = "UPDATE users SET first_name = $2, last_name = $3, updated_at = $4 WHERE id = $1";
-    on_tx!(tx, |c| sqlx::query(SQL).bind(id).bind(first).bind(last).bind(now).execute(c).await?.rows_affected());
+    const SQL: &str =
+        "UPDATE users SET first_name = $2, last_name = $3, updated_at = $4 WHERE id = $1";
+    on_tx!(tx, |c| sqlx::query(SQL)
+        .bind(id)
+        .bind(first)
+        .bind(last)
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected());
     Ok(())
 }
 
 pub async fn delete(tx: &mut Tx, id: i64) -> StoreResult<()> {
     const SQL: &str = "DELETE FROM users WHERE id = $1";
-    on_tx!(tx, |c| sqlx::query(SQL).bind(id).execute(c).await?.rows_affected());
+    on_tx!(tx, |c| sqlx::query(SQL)
+        .bind(id)
+        .execute(c)
+        .await?
+        .rows_affected());
     Ok(())
 }
 
@@ -139,11 +190,19 @@ pub async fn count_in_role(tx: &mut Tx, organization_id: i64, role: &str) -> Sto
 pub async fn insert_coach_profile(tx: &mut Tx, user_id: i64, now: i64) -> StoreResult<()> {
     const SQL: &str = "INSERT INTO coach_profiles (user_id, vetting_status, approved, created_at, updated_at) \
          VALUES ($1, 'PD', FALSE, $2, $2)";
-    on_tx!(tx, |c| sqlx::query(SQL).bind(user_id).bind(now).execute(c).await?.rows_affected());
+    on_tx!(tx, |c| sqlx::query(SQL)
+        .bind(user_id)
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected());
     Ok(())
 }
 
 pub async fn vetting_status(tx: &mut Tx, user_id: i64) -> StoreResult<Option<String>> {
     const SQL: &str = "SELECT vetting_status FROM coach_profiles WHERE user_id = $1";
-    Ok(on_tx!(tx, |c| sqlx::query_scalar(SQL).bind(user_id).fetch_optional(c).await?))
+    Ok(on_tx!(tx, |c| sqlx::query_scalar(SQL)
+        .bind(user_id)
+        .fetch_optional(c)
+        .await?))
 }

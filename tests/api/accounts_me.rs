@@ -31,25 +31,44 @@ async fn me_refuses_missing_and_malformed_credentials() {
     let app = TestApp::spawn().await;
     let (_, access, refresh) = app.active_user("jane@example.com", "Admin").await;
     let anonymous = app.get("/api/auth/users/me/", None).await;
-    assert_reply(&anonymous, 401, json!({"detail": "Authentication credentials were not provided."}));
-    assert_eq!(anonymous.header("www-authenticate"), Some("JWT realm=\"api\""));
+    assert_reply(
+        &anonymous,
+        401,
+        json!({"detail": "Authentication credentials were not provided."}),
+    );
+    assert_eq!(
+        anonymous.header("www-authenticate"),
+        Some("JWT realm=\"api\"")
+    );
 
     let send = |value: String| {
-        let req = app.client.get(app.url("/api/auth/users/me/")).header("authorization", value);
+        let req = app
+            .client
+            .get(app.url("/api/auth/users/me/"))
+            .header("authorization", value);
         async move {
             let r = req.send().await.unwrap();
             let status = r.status().as_u16();
             (status, r.json::<serde_json::Value>().await.unwrap())
         }
     };
-    assert_eq!(send(format!("Token {access}")).await.1["detail"], "Authentication credentials were not provided.");
+    assert_eq!(
+        send(format!("Token {access}")).await.1["detail"],
+        "Authentication credentials were not provided."
+    );
     let bad_header = send("JWT".into()).await;
     assert_eq!(bad_header.0, 401);
     assert_eq!(bad_header.1["code"], "bad_authorization_header");
-    assert_eq!(send(format!("JWT {access} extra")).await.1["code"], "bad_authorization_header");
+    assert_eq!(
+        send(format!("JWT {access} extra")).await.1["code"],
+        "bad_authorization_header"
+    );
     let wrong_type = send(format!("JWT {refresh}")).await;
     assert_eq!(wrong_type.0, 401);
-    assert_eq!(wrong_type.1["messages"][0]["message"], "Token has wrong type");
+    assert_eq!(
+        wrong_type.1["messages"][0]["message"],
+        "Token has wrong type"
+    );
 
     // alg:none and a forged signature are invalid tokens.
     let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
@@ -58,10 +77,21 @@ async fn me_refuses_missing_and_malformed_credentials() {
         b64(r#"{"alg":"none","typ":"JWT"}"#),
         b64(r#"{"token_type":"access","exp":9999999999,"iat":1,"jti":"abc","user_id":"1"}"#)
     );
-    assert_eq!(send(format!("JWT {none}")).await.1["messages"][0]["message"], "Token is invalid");
+    assert_eq!(
+        send(format!("JWT {none}")).await.1["messages"][0]["message"],
+        "Token is invalid"
+    );
     let parts: Vec<&str> = access.split('.').collect();
-    let forged = format!("{}.{}.{}", parts[0], b64(r#"{"token_type":"access","exp":9999999999,"iat":1,"jti":"abc","user_id":"2"}"#), parts[2]);
-    assert_eq!(send(format!("JWT {forged}")).await.1["messages"][0]["message"], "Token is invalid");
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64(r#"{"token_type":"access","exp":9999999999,"iat":1,"jti":"abc","user_id":"2"}"#),
+        parts[2]
+    );
+    assert_eq!(
+        send(format!("JWT {forged}")).await.1["messages"][0]["message"],
+        "Token is invalid"
+    );
 }
 
 #[tokio::test]
@@ -69,17 +99,41 @@ async fn patch_me_changes_names_and_ignores_email_and_role() {
     let app = TestApp::spawn().await;
     let (id, access, _) = app.active_user("coach@example.com", "Coach").await;
     let reply = app
-        .patch("/api/auth/users/me/", Some(&access), json!({"first_name": "Janet", "email": "evil@example.com", "role": "Admin"}))
+        .patch(
+            "/api/auth/users/me/",
+            Some(&access),
+            json!({"first_name": "Janet", "email": "evil@example.com", "role": "Admin"}),
+        )
         .await;
     assert_reply(
         &reply,
         200,
         json!({"id": id, "email": "coach@example.com", "first_name": "Janet", "last_name": "User", "role": "Coach"}),
     );
-    let reply = app.patch("/api/auth/users/me/", Some(&access), json!({"last_name": ""})).await;
-    assert_reply(&reply, 400, json!({"last_name": ["This field may not be blank."]}));
-    let reply = app.patch("/api/auth/users/me/", Some(&access), json!({"first_name": "x".repeat(151)})).await;
-    assert_reply(&reply, 400, json!({"first_name": ["Ensure this field has no more than 150 characters."]}));
+    let reply = app
+        .patch(
+            "/api/auth/users/me/",
+            Some(&access),
+            json!({"last_name": ""}),
+        )
+        .await;
+    assert_reply(
+        &reply,
+        400,
+        json!({"last_name": ["This field may not be blank."]}),
+    );
+    let reply = app
+        .patch(
+            "/api/auth/users/me/",
+            Some(&access),
+            json!({"first_name": "x".repeat(151)}),
+        )
+        .await;
+    assert_reply(
+        &reply,
+        400,
+        json!({"first_name": ["Ensure this field has no more than 150 characters."]}),
+    );
     let reply = app.get("/api/auth/users/me/", Some(&access)).await;
     assert_eq!(reply.body["first_name"], "Janet");
 }
@@ -88,9 +142,25 @@ async fn patch_me_changes_names_and_ignores_email_and_role() {
 async fn put_me_requires_every_writable_field() {
     let app = TestApp::spawn().await;
     let (_, access, _) = app.active_user("jane@example.com", "Admin").await;
-    let reply = app.put("/api/auth/users/me/", Some(&access), json!({"first_name": "Jane"})).await;
-    assert_reply(&reply, 400, json!({"last_name": ["This field is required."]}));
-    let reply = app.put("/api/auth/users/me/", Some(&access), json!({"first_name": "Jane", "last_name": "Roe"})).await;
+    let reply = app
+        .put(
+            "/api/auth/users/me/",
+            Some(&access),
+            json!({"first_name": "Jane"}),
+        )
+        .await;
+    assert_reply(
+        &reply,
+        400,
+        json!({"last_name": ["This field is required."]}),
+    );
+    let reply = app
+        .put(
+            "/api/auth/users/me/",
+            Some(&access),
+            json!({"first_name": "Jane", "last_name": "Roe"}),
+        )
+        .await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.body["last_name"], "Roe");
 }
@@ -99,14 +169,42 @@ async fn put_me_requires_every_writable_field() {
 async fn delete_me_needs_the_current_password_and_ends_every_token() {
     let app = TestApp::spawn().await;
     let (_, access, refresh) = app.active_user("coach@example.com", "Coach").await;
-    let reply = app.delete("/api/auth/users/me/", Some(&access), Some(json!({}))).await;
-    assert_reply(&reply, 400, json!({"current_password": ["This field is required."]}));
-    let reply = app.delete("/api/auth/users/me/", Some(&access), Some(json!({"current_password": "wrong-one"}))).await;
-    assert_reply(&reply, 400, json!({"current_password": ["Invalid password."]}));
-    let reply = app.delete("/api/auth/users/me/", Some(&access), Some(json!({"current_password": PASSWORD}))).await;
+    let reply = app
+        .delete("/api/auth/users/me/", Some(&access), Some(json!({})))
+        .await;
+    assert_reply(
+        &reply,
+        400,
+        json!({"current_password": ["This field is required."]}),
+    );
+    let reply = app
+        .delete(
+            "/api/auth/users/me/",
+            Some(&access),
+            Some(json!({"current_password": "wrong-one"})),
+        )
+        .await;
+    assert_reply(
+        &reply,
+        400,
+        json!({"current_password": ["Invalid password."]}),
+    );
+    let reply = app
+        .delete(
+            "/api/auth/users/me/",
+            Some(&access),
+            Some(json!({"current_password": PASSWORD})),
+        )
+        .await;
     assert_eq!(reply.status, 204);
-    assert_reply(&app.get("/api/auth/users/me/", Some(&access)).await, 401, json!({"detail": "User not found", "code": "user_not_found"}));
-    let reply = app.post("/api/auth/jwt/refresh/", None, json!({"refresh": refresh})).await;
+    assert_reply(
+        &app.get("/api/auth/users/me/", Some(&access)).await,
+        401,
+        json!({"detail": "User not found", "code": "user_not_found"}),
+    );
+    let reply = app
+        .post("/api/auth/jwt/refresh/", None, json!({"refresh": refresh}))
+        .await;
     assert_eq!(reply.status, 401);
     assert_eq!(app.scalar_i64("SELECT COUNT(*) FROM users").await, 0);
 }
@@ -115,22 +213,51 @@ async fn delete_me_needs_the_current_password_and_ends_every_token() {
 async fn an_admin_who_is_alone_takes_the_company_with_them() {
     let app = TestApp::spawn().await;
     let (_, access, _) = app.active_user("jane@example.com", "Admin").await;
-    let reply = app.delete("/api/auth/users/me/", Some(&access), Some(json!({"current_password": PASSWORD}))).await;
+    let reply = app
+        .delete(
+            "/api/auth/users/me/",
+            Some(&access),
+            Some(json!({"current_password": PASSWORD})),
+        )
+        .await;
     assert_eq!(reply.status, 204, "{}", reply.text);
-    assert_eq!(app.scalar_i64("SELECT COUNT(*) FROM organizations").await, 0);
+    assert_eq!(
+        app.scalar_i64("SELECT COUNT(*) FROM organizations").await,
+        0
+    );
 }
 
 #[tokio::test]
 async fn a_deactivated_user_is_refused_on_the_next_request() {
     let app = TestApp::spawn().await;
     let (_, access, refresh) = app.active_user("jane@example.com", "Admin").await;
-    assert_eq!(app.scalar_i64("SELECT COUNT(*) FROM users WHERE is_active = TRUE").await, 1);
+    assert_eq!(
+        app.scalar_i64("SELECT COUNT(*) FROM users WHERE is_active = TRUE")
+            .await,
+        1
+    );
     match &app.state.db {
-        roster::store::Db::Sqlite(p) => sqlx::query("UPDATE users SET is_active = FALSE").execute(p).await.map(|_| ()),
-        roster::store::Db::Postgres(p) => sqlx::query("UPDATE users SET is_active = FALSE").execute(p).await.map(|_| ()),
+        roster::store::Db::Sqlite(p) => sqlx::query("UPDATE users SET is_active = FALSE")
+            .execute(p)
+            .await
+            .map(|_| ()),
+        roster::store::Db::Postgres(p) => sqlx::query("UPDATE users SET is_active = FALSE")
+            .execute(p)
+            .await
+            .map(|_| ()),
     }
     .unwrap();
-    assert_reply(&app.get("/api/auth/users/me/", Some(&access)).await, 401, json!({"detail": "User is inactive", "code": "user_inactive"}));
-    let reply = app.post("/api/auth/jwt/refresh/", None, json!({"refresh": refresh})).await;
-    assert_reply(&reply, 401, json!({"detail": "No active account found for the given token.", "code": "no_active_account"}));
+    assert_reply(
+        &app.get("/api/auth/users/me/", Some(&access)).await,
+        401,
+        json!({"detail": "User is inactive", "code": "user_inactive"}),
+    );
+    let reply = app
+        .post("/api/auth/jwt/refresh/", None, json!({"refresh": refresh}))
+        .await;
+    assert_reply(
+        &reply,
+        401,
+        json!({"detail": "No active account found for the given token.", "code": "no_active_account"}),
+    );
 }

@@ -45,7 +45,12 @@ impl Reply {
 /// Asserts status and JSON body together, showing both on failure.
 #[track_caller]
 pub fn assert_reply(reply: &Reply, status: u16, body: Value) {
-    assert_eq!((reply.status, &reply.body), (status, &body), "unexpected reply: {}", reply.text);
+    assert_eq!(
+        (reply.status, &reply.body),
+        (status, &body),
+        "unexpected reply: {}",
+        reply.text
+    );
 }
 
 impl TestApp {
@@ -55,14 +60,18 @@ impl TestApp {
 
     /// Starts a server whose configuration `adjust` may change.
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
-        let dir = std::env::temp_dir().join(format!("roster-test-{}", uuid::Uuid::new_v4().simple()));
+        let dir =
+            std::env::temp_dir().join(format!("roster-test-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         let (url, database) = match std::env::var("ROSTER_TEST_DATABASE_URL") {
             Ok(admin) if admin.starts_with("postgres") => {
                 let db = PgDatabase::create(&admin).await;
                 (db.url.clone(), Some(Arc::new(db)))
             }
-            _ => (format!("sqlite://{}", dir.join("roster.db").display()), None),
+            _ => (
+                format!("sqlite://{}", dir.join("roster.db").display()),
+                None,
+            ),
         };
         let mut config = Config {
             data_dir: dir.clone(),
@@ -75,15 +84,27 @@ impl TestApp {
             ..Config::default()
         };
         adjust(&mut config);
-        let db = Db::connect(&url, config.database_max_connections).await.expect("connect to the test database");
+        let db = Db::connect(&url, config.database_max_connections)
+            .await
+            .expect("connect to the test database");
         db.migrate().await.expect("migrate the test database");
         let state = AppState::new(db, config, SECRET);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (shutdown, rx) = watch::channel(false);
         tokio::spawn(roster::server::run(listener, state.clone(), rx));
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        TestApp { base, client, state, dir, shutdown, _database: database }
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        TestApp {
+            base,
+            client,
+            state,
+            dir,
+            shutdown,
+            _database: database,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -91,7 +112,13 @@ impl TestApp {
     }
 
     /// Sends a request; `token` goes out as `Authorization: JWT <token>`.
-    pub async fn send(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
         let mut req = self.client.request(method, self.url(path));
         if let Some(t) = token {
             req = req.header("authorization", format!("JWT {t}"));
@@ -123,8 +150,17 @@ impl TestApp {
     }
 
     /// Sends raw bytes with a content type.
-    pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> Reply {
-        let req = self.client.post(self.url(path)).header("content-type", content_type).body(body);
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Reply {
+        let req = self
+            .client
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body);
         read(req.send().await.expect("request failed")).await
     }
 
@@ -147,16 +183,31 @@ impl TestApp {
     pub async fn active_user(&self, email: &str, role: &str) -> (i64, String, String) {
         let id = self.signup(email, role).await;
         let (uid, token) = self.link_for(email, "/activate/").await;
-        let reply = self.post("/api/auth/users/activation/", None, json!({"uid": uid, "token": token})).await;
+        let reply = self
+            .post(
+                "/api/auth/users/activation/",
+                None,
+                json!({"uid": uid, "token": token}),
+            )
+            .await;
         assert_eq!(reply.status, 204, "activation failed: {}", reply.text);
         let (access, refresh) = self.login(email, PASSWORD).await;
         (id, access, refresh)
     }
 
     pub async fn login(&self, email: &str, password: &str) -> (String, String) {
-        let reply = self.post("/api/auth/jwt/create/", None, json!({"email": email, "password": password})).await;
+        let reply = self
+            .post(
+                "/api/auth/jwt/create/",
+                None,
+                json!({"email": email, "password": password}),
+            )
+            .await;
         assert_eq!(reply.status, 200, "login failed: {}", reply.text);
-        (reply.body["access"].as_str().unwrap().into(), reply.body["refresh"].as_str().unwrap().into())
+        (
+            reply.body["access"].as_str().unwrap().into(),
+            reply.body["refresh"].as_str().unwrap().into(),
+        )
     }
 
     /// The emails delivered so far to `to`, oldest first.
@@ -172,7 +223,11 @@ impl TestApp {
             if mails.len() >= count {
                 return mails;
             }
-            assert!(Instant::now() < deadline, "expected {count} emails to {to}, found {}", mails.len());
+            assert!(
+                Instant::now() < deadline,
+                "expected {count} emails to {to}, found {}",
+                mails.len()
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
@@ -181,7 +236,12 @@ impl TestApp {
     pub async fn link_for(&self, to: &str, marker: &str) -> (String, String) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Some(found) = self.mails_to(to).iter().rev().find_map(|m| link_in(m, marker)) {
+            if let Some(found) = self
+                .mails_to(to)
+                .iter()
+                .rev()
+                .find_map(|m| link_in(m, marker))
+            {
                 return found;
             }
             assert!(Instant::now() < deadline, "no {marker} link mailed to {to}");
@@ -210,20 +270,34 @@ async fn read(resp: reqwest::Response) -> Reply {
     let headers = resp.headers().clone();
     let text = resp.text().await.unwrap_or_default();
     let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Reply { status, headers, text, body }
+    Reply {
+        status,
+        headers,
+        text,
+        body,
+    }
 }
 
 /// Every message in a folder of `.eml` files (or a Maildir's `new/`)
 /// addressed to `to`, in file-name order.
 pub fn mails_in(dir: &Path, to: &str) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    let mut names: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_file()).collect();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
     names.sort();
     names
         .iter()
         .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
         .filter_map(|p| std::fs::read_to_string(p).ok())
-        .filter(|m| m.lines().any(|l| l.eq_ignore_ascii_case(&format!("To: {to}"))))
+        .filter(|m| {
+            m.lines()
+                .any(|l| l.eq_ignore_ascii_case(&format!("To: {to}")))
+        })
         .map(|m| decode_quoted_printable(&m))
         .collect()
 }
@@ -256,7 +330,10 @@ fn decode_quoted_printable(mail: &str) -> String {
 /// `(uid, token)` from a link such as `http://testserver/activate/MQ/abc-123`.
 pub fn link_in(mail: &str, marker: &str) -> Option<(String, String)> {
     let start = mail.find(marker)? + marker.len();
-    let rest: String = mail[start..].chars().take_while(|c| !c.is_whitespace()).collect();
+    let rest: String = mail[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
     let (uid, token) = rest.split_once('/')?;
     Some((uid.to_string(), token.to_string()))
 }
@@ -272,7 +349,9 @@ impl PgDatabase {
     async fn create(admin: &str) -> PgDatabase {
         use sqlx::Connection;
         let name = format!("roster_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(admin).await.expect("connect to ROSTER_TEST_DATABASE_URL");
+        let mut conn = sqlx::PgConnection::connect(admin)
+            .await
+            .expect("connect to ROSTER_TEST_DATABASE_URL");
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&mut conn)
             .await
@@ -287,7 +366,11 @@ impl PgDatabase {
             Some((_, query)) => format!("{}?{query}", url.split('?').next().unwrap()),
             None => url,
         };
-        PgDatabase { admin: admin.to_string(), name, url }
+        PgDatabase {
+            admin: admin.to_string(),
+            name,
+            url,
+        }
     }
 }
 
@@ -297,12 +380,17 @@ impl Drop for PgDatabase {
         let name = self.name.clone();
         // Drop runs inside the test's runtime; use a thread with its own.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 use sqlx::Connection;
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
                     let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .execute(&mut conn)
+                        .await;
                     let _ = conn.close().await;
                 }
             });

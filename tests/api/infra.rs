@@ -8,7 +8,11 @@ use crate::harness::{TestApp, assert_reply};
 #[tokio::test]
 async fn health_and_readiness_probes_answer() {
     let app = TestApp::spawn().await;
-    assert_reply(&app.get("/healthz", None).await, 200, json!({"status": "ok"}));
+    assert_reply(
+        &app.get("/healthz", None).await,
+        200,
+        json!({"status": "ok"}),
+    );
     let ready = app.get("/readyz", None).await;
     assert_eq!(ready.status, 200);
     assert_eq!(ready.body["status"], "ok");
@@ -22,7 +26,13 @@ async fn readiness_fails_with_503_when_the_database_is_gone() {
     assert_eq!(reply.status, 503);
     assert_eq!(reply.header("retry-after"), Some("5"));
     // A request that needs the database is a 503 too, never a 500.
-    let reply = app.post("/api/auth/jwt/create/", None, json!({"email": "a@example.com", "password": "whatever-1"})).await;
+    let reply = app
+        .post(
+            "/api/auth/jwt/create/",
+            None,
+            json!({"email": "a@example.com", "password": "whatever-1"}),
+        )
+        .await;
     assert_eq!(reply.status, 503, "{}", reply.text);
     assert_eq!(reply.header("retry-after"), Some("5"));
 }
@@ -30,37 +40,98 @@ async fn readiness_fails_with_503_when_the_database_is_gone() {
 #[tokio::test]
 async fn every_response_carries_nosniff_and_a_request_id() {
     let app = TestApp::spawn().await;
-    for reply in [app.get("/healthz", None).await, app.get("/nope", None).await, app.get("/api/auth/users/me/", None).await] {
+    for reply in [
+        app.get("/healthz", None).await,
+        app.get("/nope", None).await,
+        app.get("/api/auth/users/me/", None).await,
+    ] {
         assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
         assert_eq!(reply.header("x-request-id").map(str::len), Some(36));
     }
-    let reply = app.client.get(app.url("/healthz")).header("x-request-id", "abc-123").send().await.unwrap();
+    let reply = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(reply.headers()["x-request-id"], "abc-123");
 }
 
 #[tokio::test]
 async fn unknown_routes_are_404_and_wrong_methods_405() {
     let app = TestApp::spawn().await;
-    assert_reply(&app.get("/no/such/path", None).await, 404, json!({"detail": "Not found."}));
-    assert_reply(&app.get("/api/auth/users/", None).await, 405, json!({"detail": "Method \"GET\" not allowed."}));
-    assert_reply(&app.delete("/api/auth/jwt/create", None, None).await, 405, json!({"detail": "Method \"DELETE\" not allowed."}));
+    assert_reply(
+        &app.get("/no/such/path", None).await,
+        404,
+        json!({"detail": "Not found."}),
+    );
+    assert_reply(
+        &app.get("/api/auth/users/", None).await,
+        405,
+        json!({"detail": "Method \"GET\" not allowed."}),
+    );
+    assert_reply(
+        &app.delete("/api/auth/jwt/create", None, None).await,
+        405,
+        json!({"detail": "Method \"DELETE\" not allowed."}),
+    );
 }
 
 #[tokio::test]
 async fn malformed_bodies_get_drf_errors() {
     let app = TestApp::spawn().await;
-    let reply = app.post_raw("/api/auth/jwt/create/", "application/json", "{\"email\": ").await;
+    let reply = app
+        .post_raw("/api/auth/jwt/create/", "application/json", "{\"email\": ")
+        .await;
     assert_eq!(reply.status, 400);
-    assert!(reply.body["detail"].as_str().unwrap().starts_with("JSON parse error - "), "{}", reply.text);
-    let reply = app.post_raw("/api/auth/jwt/create/", "application/json", "[1, 2]").await;
-    assert_reply(&reply, 400, json!({"non_field_errors": ["Invalid data. Expected a dictionary, but got list."]}));
-    let reply = app.post_raw("/api/auth/jwt/create/", "application/json", "\"text\"").await;
-    assert_reply(&reply, 400, json!({"non_field_errors": ["Invalid data. Expected a dictionary, but got str."]}));
-    let reply = app.post_raw("/api/auth/jwt/create/", "application/json", "null").await;
-    assert_reply(&reply, 400, json!({"non_field_errors": ["No data provided"]}));
-    let reply = app.post_raw("/api/auth/jwt/create/", "text/plain", "hello").await;
-    assert_reply(&reply, 415, json!({"detail": "Unsupported media type \"text/plain\" in request."}));
-    let reply = app.post_raw("/api/auth/users/", "application/json", "{\"email\": \"a\u{0}b@example.com\"}").await;
+    assert!(
+        reply.body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("JSON parse error - "),
+        "{}",
+        reply.text
+    );
+    let reply = app
+        .post_raw("/api/auth/jwt/create/", "application/json", "[1, 2]")
+        .await;
+    assert_reply(
+        &reply,
+        400,
+        json!({"non_field_errors": ["Invalid data. Expected a dictionary, but got list."]}),
+    );
+    let reply = app
+        .post_raw("/api/auth/jwt/create/", "application/json", "\"text\"")
+        .await;
+    assert_reply(
+        &reply,
+        400,
+        json!({"non_field_errors": ["Invalid data. Expected a dictionary, but got str."]}),
+    );
+    let reply = app
+        .post_raw("/api/auth/jwt/create/", "application/json", "null")
+        .await;
+    assert_reply(
+        &reply,
+        400,
+        json!({"non_field_errors": ["No data provided"]}),
+    );
+    let reply = app
+        .post_raw("/api/auth/jwt/create/", "text/plain", "hello")
+        .await;
+    assert_reply(
+        &reply,
+        415,
+        json!({"detail": "Unsupported media type \"text/plain\" in request."}),
+    );
+    let reply = app
+        .post_raw(
+            "/api/auth/users/",
+            "application/json",
+            "{\"email\": \"a\u{0}b@example.com\"}",
+        )
+        .await;
     assert_eq!(reply.status, 400);
 }
 
@@ -68,7 +139,9 @@ async fn malformed_bodies_get_drf_errors() {
 async fn oversize_bodies_are_413() {
     let app = TestApp::spawn_with(|c| c.max_body_bytes = 1024).await;
     let big = format!("{{\"email\": \"{}\"}}", "a".repeat(2048));
-    let reply = app.post_raw("/api/auth/jwt/create/", "application/json", big.clone()).await;
+    let reply = app
+        .post_raw("/api/auth/jwt/create/", "application/json", big.clone())
+        .await;
     assert_reply(&reply, 413, json!({"detail": "Request body is too large."}));
     // Without a Content-Length (chunked), the limit holds as well.
     let stream = futures_stream(big.into_bytes());
@@ -83,8 +156,12 @@ async fn oversize_bodies_are_413() {
     assert_eq!(reply.status(), 413);
 }
 
-fn futures_stream(bytes: Vec<u8>) -> impl futures_core::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
-    ChunkStream { chunks: bytes.chunks(256).map(<[u8]>::to_vec).collect() }
+fn futures_stream(
+    bytes: Vec<u8>,
+) -> impl futures_core::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
+    ChunkStream {
+        chunks: bytes.chunks(256).map(<[u8]>::to_vec).collect(),
+    }
 }
 
 struct ChunkStream {
@@ -93,7 +170,10 @@ struct ChunkStream {
 
 impl futures_core::Stream for ChunkStream {
     type Item = Result<Vec<u8>, std::io::Error>;
-    fn poll_next(mut self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
         std::task::Poll::Ready(self.chunks.pop_front().map(Ok))
     }
 }

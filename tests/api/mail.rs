@@ -25,9 +25,21 @@ struct SmtpSink {
 impl SmtpSink {
     fn start(port: u16, maildir: &Path) -> SmtpSink {
         let python = python();
-        assert!(python.exists(), "{} not found: run scripts/test (it installs aiosmtpd into .venv)", python.display());
+        assert!(
+            python.exists(),
+            "{} not found: run scripts/test (it installs aiosmtpd into .venv)",
+            python.display()
+        );
         let child = Command::new(&python)
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
             .arg(maildir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -35,10 +47,16 @@ impl SmtpSink {
             .expect("start aiosmtpd");
         let deadline = Instant::now() + Duration::from_secs(15);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "aiosmtpd did not start listening on {port}");
+            assert!(
+                Instant::now() < deadline,
+                "aiosmtpd did not start listening on {port}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
-        SmtpSink { child, maildir: maildir.to_path_buf() }
+        SmtpSink {
+            child,
+            maildir: maildir.to_path_buf(),
+        }
     }
 
     fn mails_to(&self, to: &str) -> Vec<String> {
@@ -54,7 +72,11 @@ impl Drop for SmtpSink {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn wait_for(sink: &SmtpSink, to: &str, seconds: u64) -> Vec<String> {
@@ -64,7 +86,10 @@ async fn wait_for(sink: &SmtpSink, to: &str, seconds: u64) -> Vec<String> {
         if !mails.is_empty() {
             return mails;
         }
-        assert!(Instant::now() < deadline, "no mail to {to} reached the SMTP server");
+        assert!(
+            Instant::now() < deadline,
+            "no mail to {to} reached the SMTP server"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -72,14 +97,26 @@ async fn wait_for(sink: &SmtpSink, to: &str, seconds: u64) -> Vec<String> {
 #[tokio::test]
 async fn activation_mail_goes_out_over_smtp() {
     let port = free_port();
-    let maildir = std::env::temp_dir().join(format!("roster-maildir-{}", uuid::Uuid::new_v4().simple()));
+    let maildir =
+        std::env::temp_dir().join(format!("roster-maildir-{}", uuid::Uuid::new_v4().simple()));
     let sink = SmtpSink::start(port, &maildir);
     let app = TestApp::spawn_with(|c| c.smtp_url = Some(format!("smtp://127.0.0.1:{port}"))).await;
     app.signup("jane@example.com", "Admin").await;
     let mails = wait_for(&sink, "jane@example.com", 10).await;
-    assert!(mails[0].contains("Subject: Activate your Roster account"), "{}", mails[0]);
-    assert!(mails[0].contains("http://testserver/activate/"), "{}", mails[0]);
-    assert!(app.mails_to("jane@example.com").is_empty(), "SMTP replaces the .eml outbox");
+    assert!(
+        mails[0].contains("Subject: Activate your Roster account"),
+        "{}",
+        mails[0]
+    );
+    assert!(
+        mails[0].contains("http://testserver/activate/"),
+        "{}",
+        mails[0]
+    );
+    assert!(
+        app.mails_to("jane@example.com").is_empty(),
+        "SMTP replaces the .eml outbox"
+    );
     drop(sink);
     let _ = std::fs::remove_dir_all(maildir);
 }
@@ -91,20 +128,36 @@ async fn mail_queued_while_the_smtp_server_is_down_is_delivered_when_it_returns(
     // Nothing listens on the port: signup still succeeds, the mail waits.
     app.signup("jane@example.com", "Admin").await;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while app.scalar_i64("SELECT COUNT(*) FROM outbox WHERE attempts > 0 AND sent_at IS NULL").await == 0 {
-        assert!(Instant::now() < deadline, "the worker never tried to deliver");
+    while app
+        .scalar_i64("SELECT COUNT(*) FROM outbox WHERE attempts > 0 AND sent_at IS NULL")
+        .await
+        == 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the worker never tried to deliver"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(app.scalar_i64("SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL").await, 0);
+    assert_eq!(
+        app.scalar_i64("SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL")
+            .await,
+        0
+    );
 
-    let maildir = std::env::temp_dir().join(format!("roster-maildir-{}", uuid::Uuid::new_v4().simple()));
+    let maildir =
+        std::env::temp_dir().join(format!("roster-maildir-{}", uuid::Uuid::new_v4().simple()));
     let sink = SmtpSink::start(port, &maildir);
     // The retry comes after the 5-second backoff.
     let mails = wait_for(&sink, "jane@example.com", 20).await;
     assert_eq!(mails.len(), 1);
     // The worker records the delivery just after the server accepted it.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while app.scalar_i64("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").await != 0 {
+    while app
+        .scalar_i64("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")
+        .await
+        != 0
+    {
         assert!(Instant::now() < deadline, "the delivery was never recorded");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
