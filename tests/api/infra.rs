@@ -184,3 +184,29 @@ fn both_backends_have_the_same_migrations() {
     assert!(!sqlite.is_empty());
     assert_eq!(sqlite, postgres);
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(|c| c.header_read_timeout_secs = 1).await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut buf),
+    )
+    .await;
+    assert!(
+        read.is_ok(),
+        "the server kept a slow client's connection open"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // The server still answers everyone else.
+    assert_eq!(app.get("/healthz", None).await.status, 200);
+}
