@@ -58,6 +58,10 @@ pub async fn run(
                 let service = tower::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let mut req = req.map(axum::body::Body::new);
                     req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+                    // The path as the client sent it (before the trailing slash
+                    // is stripped), for links such as DRF's `next`.
+                    let original = axum::extract::OriginalUri(req.uri().clone());
+                    req.extensions_mut().insert(original);
                     app.clone().oneshot(req)
                 });
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));

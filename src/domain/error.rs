@@ -82,6 +82,9 @@ pub enum Error {
     Validation(FieldErrors),
     #[error("not found")]
     NotFound,
+    /// A page number that is not a page of the list.
+    #[error("invalid page")]
+    InvalidPage,
     /// Authenticated but not allowed; `None` is the framework's default text.
     #[error("forbidden")]
     Forbidden(Option<String>),

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod auth;
+pub mod company;
 pub mod email;
 pub mod error;
 pub mod passwords;

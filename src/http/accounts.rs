@@ -9,7 +9,7 @@ use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
 
 use super::ClientIp;
-use super::drf::{Authed, Data, DrfError, DrfResult, Fields, json_status, no_content};
+use super::drf::{Authed, Data, DrfError, DrfResult, Fields, json_status, missing, no_content};
 use crate::app::AppState;
 use crate::domain::accounts::{self, INVALID_PASSWORD, Signup};
 use crate::domain::{Error, Role, api_keys, iso8601};
@@ -337,10 +337,4 @@ async fn delete_api_key(
     let id: i64 = id.parse().map_err(|_| Error::NotFound)?;
     api_keys::revoke(&state, &me, id).await?;
     Ok(no_content())
-}
-
-/// A field that `Fields::finish` accepted cannot be missing; answer 500
-/// rather than panic if that invariant is ever broken.
-fn missing() -> DrfError {
-    Error::Internal("field check passed with a field missing".into()).into()
 }

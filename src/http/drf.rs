@@ -94,6 +94,7 @@ impl IntoResponse for DrfError {
             DrfError::Domain(e) => match e {
                 Error::Validation(errors) => (StatusCode::BAD_REQUEST, field_errors_body(&errors)),
                 Error::NotFound => detail(StatusCode::NOT_FOUND, "Not found."),
+                Error::InvalidPage => detail(StatusCode::NOT_FOUND, "Invalid page."),
                 Error::Forbidden(None) => detail(
                     StatusCode::FORBIDDEN,
                     "You do not have permission to perform this action.",
@@ -417,6 +418,29 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A nullable `PrimaryKeyRelatedField`: `None` when absent,
+    /// `Some(None)` for null (or an empty form value), `Some(Some(id))`.
+    pub fn pk(&mut self, name: &str) -> Option<Option<i64>> {
+        let value = self.data.get(name)?;
+        let wrong = |kind: &str| format!("Incorrect type. Expected pk value, received {kind}.");
+        match value {
+            Value::Null => Some(None),
+            Value::String(s) if s.is_empty() => Some(None),
+            Value::String(s) => match s.trim().parse::<i64>() {
+                Ok(id) => Some(Some(id)),
+                Err(_) => {
+                    self.errors.add(name, wrong("str"));
+                    None
+                }
+            },
+            Value::Number(n) if n.is_i64() => Some(n.as_i64()),
+            other => {
+                self.errors.add(name, wrong(python_type_name(other)));
+                None
+            }
+        }
+    }
+
     pub fn add(&mut self, name: &str, message: &str) {
         self.errors.add(name, message);
     }
@@ -473,4 +497,10 @@ pub fn no_content() -> Response {
 
 pub fn json_status(status: StatusCode, body: Value) -> Response {
     (status, axum::Json(body)).into_response()
+}
+
+/// A field that `Fields::finish` accepted cannot be missing; answer 500
+/// rather than panic if that invariant is ever broken.
+pub fn missing() -> DrfError {
+    Error::Internal("field check passed with a field missing".into()).into()
 }

@@ -4,7 +4,9 @@
 //! `nosniff`, panic safety, the 404 and 405 bodies).
 
 pub mod accounts;
+pub mod company;
 pub mod drf;
+pub mod drf_list;
 pub mod health;
 
 use std::net::{IpAddr, SocketAddr};
@@ -30,6 +32,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(accounts::routes())
+        .merge(company::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone())

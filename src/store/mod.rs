@@ -7,10 +7,13 @@
 //! `docs/persistence.md` for why this beats `sqlx::Any` and an ORM here).
 
 pub mod api_keys;
+pub mod departments;
 pub mod organizations;
 pub mod outbox;
+pub mod query;
 pub mod rate_limits;
 pub mod refresh_tokens;
+pub mod team;
 pub mod users;
 
 use std::str::FromStr;
@@ -199,6 +202,10 @@ impl Db {
 }
 
 impl Tx {
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Tx::Postgres(_))
+    }
+
     pub async fn commit(self) -> StoreResult<()> {
         match self {
             Tx::Sqlite(t) => t.commit().await?,

@@ -35,14 +35,15 @@ pub struct NewUser<'a> {
     pub role: &'a str,
     pub organization_id: Option<i64>,
     pub added_by: Option<i64>,
+    pub department_id: Option<i64>,
     pub is_active: bool,
     pub now: i64,
 }
 
 pub async fn insert(tx: &mut Tx, u: &NewUser<'_>) -> StoreResult<i64> {
     const SQL: &str = "INSERT INTO users (email, email_key, password, first_name, last_name, role, \
-         organization_id, added_by, is_active, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING id";
+         organization_id, added_by, is_active, created_at, updated_at, department_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11) RETURNING id";
     let id: i64 = on_tx!(tx, |c| sqlx::query_scalar(SQL)
         .bind(u.email)
         .bind(u.email_key)
@@ -54,6 +55,7 @@ pub async fn insert(tx: &mut Tx, u: &NewUser<'_>) -> StoreResult<i64> {
         .bind(u.added_by)
         .bind(u.is_active)
         .bind(u.now)
+        .bind(u.department_id)
         .fetch_one(c)
         .await?);
     Ok(id)

@@ -9,5 +9,7 @@ mod accounts_me;
 mod accounts_passwords;
 mod accounts_signup;
 mod api_keys;
+mod company_departments;
+mod company_team;
 mod infra;
 mod mail;

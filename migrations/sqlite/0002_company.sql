@@ -1,0 +1,48 @@
+-- Company admin: departments, a user's department, and the indexes behind
+-- search and ordering of team members.
+
+CREATE TABLE departments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    organization_id INTEGER NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    name_key TEXT NOT NULL,
+    added_by INTEGER REFERENCES users(id) ON DELETE SET NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX departments_unique_name ON departments (organization_id, name_key);
+CREATE INDEX departments_name ON departments (organization_id, name, id);
+CREATE INDEX departments_created ON departments (organization_id, created_at, id);
+CREATE INDEX departments_updated ON departments (organization_id, updated_at, id);
+
+ALTER TABLE users ADD COLUMN department_id INTEGER REFERENCES departments(id) ON DELETE SET NULL;
+CREATE INDEX users_department ON users (department_id);
+
+-- Every sortable field of a team member, within its organisation.
+CREATE INDEX users_first_name ON users (organization_id, first_name, id);
+CREATE INDEX users_last_name ON users (organization_id, last_name, id);
+CREATE INDEX users_email ON users (organization_id, email, id);
+CREATE INDEX users_created ON users (organization_id, created_at, id);
+CREATE INDEX users_updated ON users (organization_id, updated_at, id);
+
+-- Substring search: FTS5 with trigrams over first name, last name and email,
+-- kept in step with the users table by triggers.
+CREATE VIRTUAL TABLE users_fts USING fts5(
+    first_name, last_name, email,
+    content = 'users', content_rowid = 'id', tokenize = 'trigram'
+);
+CREATE TRIGGER users_fts_insert AFTER INSERT ON users BEGIN
+    INSERT INTO users_fts (rowid, first_name, last_name, email)
+    VALUES (new.id, new.first_name, new.last_name, new.email);
+END;
+CREATE TRIGGER users_fts_delete AFTER DELETE ON users BEGIN
+    INSERT INTO users_fts (users_fts, rowid, first_name, last_name, email)
+    VALUES ('delete', old.id, old.first_name, old.last_name, old.email);
+END;
+CREATE TRIGGER users_fts_update AFTER UPDATE OF first_name, last_name, email ON users BEGIN
+    INSERT INTO users_fts (users_fts, rowid, first_name, last_name, email)
+    VALUES ('delete', old.id, old.first_name, old.last_name, old.email);
+    INSERT INTO users_fts (rowid, first_name, last_name, email)
+    VALUES (new.id, new.first_name, new.last_name, new.email);
+END;
+INSERT INTO users_fts (users_fts) VALUES ('rebuild');

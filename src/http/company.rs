@@ -1,0 +1,364 @@
+//! Company admin (seed 004 items 11-22): `/api/departments/` and
+//! `/api/myTeams/`, DRF `ModelViewSet`s with search, ordering and
+//! page-number pagination.
+
+use axum::Router;
+use axum::extract::{OriginalUri, Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use super::drf::{Authed, Data, DrfError, DrfResult, Fields, json_status, missing, no_content};
+use super::drf_list::{list_request, page_body};
+use crate::app::AppState;
+use crate::domain::auth::Principal;
+use crate::domain::company::{self, MemberChanges, NewMember, invalid_pk};
+use crate::domain::{Error, Role, iso8601};
+use crate::store::departments::{DepartmentOrder, DepartmentRow};
+use crate::store::team::{MemberOrder, MemberRow};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/departments",
+            get(list_departments).post(create_department),
+        )
+        .route(
+            "/api/departments/{id}",
+            get(find_department)
+                .patch(update_department)
+                .put(replace_department)
+                .delete(delete_department),
+        )
+        .route("/api/myTeams", get(list_team).post(create_member))
+        .route(
+            "/api/myTeams/{id}",
+            get(find_member)
+                .patch(update_member)
+                .put(replace_member)
+                .delete(delete_member),
+        )
+}
+
+/// A path id; anything but a positive integer names nothing (DRF: 404).
+fn path_id(raw: &str) -> Result<i64, DrfError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or(DrfError::Domain(Error::NotFound))
+}
+
+/// The scheme of absolute links: that of the configured public URL.
+fn scheme(state: &AppState) -> &str {
+    state
+        .config
+        .public_url
+        .split("://")
+        .next()
+        .unwrap_or("http")
+}
+
+// ---------------------------------------------------------------- departments
+
+fn department_json(d: &DepartmentRow) -> Value {
+    json!({
+        "id": d.id,
+        "name": d.name,
+        "company": d.organization_id,
+        "created_at": iso8601(d.created_at),
+        "updated_at": iso8601(d.updated_at),
+        "added_by": d.added_by,
+    })
+}
+
+fn department_order(name: &str) -> Option<DepartmentOrder> {
+    Some(match name {
+        "id" => DepartmentOrder::Id,
+        "name" => DepartmentOrder::Name,
+        "created_at" => DepartmentOrder::CreatedAt,
+        "updated_at" => DepartmentOrder::UpdatedAt,
+        _ => return None,
+    })
+}
+
+async fn list_departments(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    OriginalUri(uri): OriginalUri,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> DrfResult {
+    me.admin_organization()?;
+    let req = list_request(query.as_deref(), department_order)?;
+    let page = company::list_departments(&state, &me, &req).await?;
+    Ok(json_status(
+        StatusCode::OK,
+        page_body(&page, &uri, &headers, scheme(&state), department_json),
+    ))
+}
+
+async fn create_department(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    data: Data,
+) -> DrfResult {
+    me.admin_organization()?;
+    let mut f = Fields::new(&data);
+    let name = f.char("name", true, 255);
+    f.finish()?;
+    let name = name.ok_or_else(missing)?;
+    let row = company::create_department(&state, &me, &name).await?;
+    Ok(json_status(StatusCode::CREATED, department_json(&row)))
+}
+
+async fn find_department(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    Path(id): Path<String>,
+) -> DrfResult {
+    me.admin_organization()?;
+    let row = company::find_department(&state, &me, path_id(&id)?).await?;
+    Ok(json_status(StatusCode::OK, department_json(&row)))
+}
+
+async fn update_department(
+    state: State<AppState>,
+    me: Authed,
+    id: Path<String>,
+    data: Data,
+) -> DrfResult {
+    change_department(state, me, id, data, true).await
+}
+
+async fn replace_department(
+    state: State<AppState>,
+    me: Authed,
+    id: Path<String>,
+    data: Data,
+) -> DrfResult {
+    change_department(state, me, id, data, false).await
+}
+
+async fn change_department(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    Path(id): Path<String>,
+    data: Data,
+    partial: bool,
+) -> DrfResult {
+    me.admin_organization()?;
+    let id = path_id(&id)?;
+    let mut f = if partial {
+        Fields::partial(&data)
+    } else {
+        Fields::new(&data)
+    };
+    let name = f.char("name", true, 255);
+    // DRF looks the object up before validating the body.
+    company::find_department(&state, &me, id).await?;
+    f.finish()?;
+    let row = company::rename_department(&state, &me, id, name.as_deref()).await?;
+    Ok(json_status(StatusCode::OK, department_json(&row)))
+}
+
+async fn delete_department(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    Path(id): Path<String>,
+) -> DrfResult {
+    me.admin_organization()?;
+    company::delete_department(&state, &me, path_id(&id)?).await?;
+    Ok(no_content())
+}
+
+// ---------------------------------------------------------------- team members
+
+fn role_title(role: &str) -> &'static str {
+    Role::parse(role).map(Role::title).unwrap_or("")
+}
+
+fn member_json(m: &MemberRow) -> Value {
+    json!({
+        "id": m.id,
+        "email": m.email,
+        "first_name": m.first_name,
+        "last_name": m.last_name,
+        "role": role_title(&m.role),
+        "company": m.organization_id,
+        "department": m.department_id,
+        "created_at": iso8601(m.created_at),
+        "updated_at": iso8601(m.updated_at),
+        "added_by": m.added_by,
+    })
+}
+
+fn member_order(name: &str) -> Option<MemberOrder> {
+    Some(match name {
+        "id" => MemberOrder::Id,
+        "first_name" => MemberOrder::FirstName,
+        "last_name" => MemberOrder::LastName,
+        "email" => MemberOrder::Email,
+        "created_at" => MemberOrder::CreatedAt,
+        "updated_at" => MemberOrder::UpdatedAt,
+        _ => return None,
+    })
+}
+
+const ROLE_CHOICES: [&str; 3] = ["Admin", "Coach", "Member"];
+
+fn parse_role(choice: &str) -> Role {
+    Role::parse(choice).unwrap_or(Role::Member)
+}
+
+async fn list_team(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    OriginalUri(uri): OriginalUri,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> DrfResult {
+    me.admin_organization()?;
+    let req = list_request(query.as_deref(), member_order)?;
+    let page = company::list_team(&state, &me, &req).await?;
+    Ok(json_status(
+        StatusCode::OK,
+        page_body(&page, &uri, &headers, scheme(&state), member_json),
+    ))
+}
+
+/// Checks a department named in a body against the caller's company.
+async fn check_department(
+    state: &AppState,
+    me: &Principal,
+    f: &mut Fields<'_>,
+    department: Option<Option<i64>>,
+) -> DrfResult<()> {
+    if let Some(Some(id)) = department
+        && !company::department_exists(state, me, id).await?
+    {
+        f.add("department", &invalid_pk(id));
+    }
+    Ok(())
+}
+
+/// 201 with `id, email, first_name, last_name, role` (seed 004 item 18).
+async fn create_member(State(state): State<AppState>, Authed(me): Authed, data: Data) -> DrfResult {
+    me.admin_organization()?;
+    let mut f = Fields::new(&data);
+    let email = f.email("email", true);
+    let first_name = f.char("first_name", true, 150);
+    let last_name = f.char("last_name", true, 150);
+    let department = f.pk("department");
+    let role = f.choice("role", false, &ROLE_CHOICES);
+    let password = f.password("password");
+    if let Some(email) = &email
+        && !crate::domain::accounts::email_available(&state, email).await?
+    {
+        f.add("email", crate::domain::accounts::EMAIL_TAKEN);
+    }
+    check_department(&state, &me, &mut f, department).await?;
+    f.finish()?;
+    let (Some(email), Some(first_name), Some(last_name), Some(password)) =
+        (email, first_name, last_name, password)
+    else {
+        return Err(missing());
+    };
+    let row = company::create_member(
+        &state,
+        &me,
+        NewMember {
+            email,
+            first_name,
+            last_name,
+            department_id: department.flatten(),
+            role: role.map(parse_role).unwrap_or(Role::Member),
+            password,
+        },
+    )
+    .await?;
+    Ok(json_status(
+        StatusCode::CREATED,
+        json!({"id": row.id, "email": row.email, "first_name": row.first_name, "last_name": row.last_name,
+               "role": role_title(&row.role)}),
+    ))
+}
+
+async fn find_member(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    Path(id): Path<String>,
+) -> DrfResult {
+    me.admin_organization()?;
+    let row = company::find_member(&state, &me, path_id(&id)?).await?;
+    Ok(json_status(StatusCode::OK, member_json(&row)))
+}
+
+async fn update_member(
+    state: State<AppState>,
+    me: Authed,
+    id: Path<String>,
+    data: Data,
+) -> DrfResult {
+    change_member(state, me, id, data, true).await
+}
+
+async fn replace_member(
+    state: State<AppState>,
+    me: Authed,
+    id: Path<String>,
+    data: Data,
+) -> DrfResult {
+    change_member(state, me, id, data, false).await
+}
+
+/// 200 with `id, first_name, last_name, email, role` (seed 004 item 19).
+/// `email` is read-only and ignored.
+async fn change_member(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    Path(id): Path<String>,
+    data: Data,
+    partial: bool,
+) -> DrfResult {
+    me.admin_organization()?;
+    let id = path_id(&id)?;
+    company::find_member(&state, &me, id).await?;
+    let mut f = if partial {
+        Fields::partial(&data)
+    } else {
+        Fields::new(&data)
+    };
+    let first_name = f.char("first_name", true, 150);
+    let last_name = f.char("last_name", true, 150);
+    let department = f.pk("department");
+    let role = f.choice("role", false, &ROLE_CHOICES);
+    check_department(&state, &me, &mut f, department).await?;
+    f.finish()?;
+    let row = company::update_member(
+        &state,
+        &me,
+        id,
+        MemberChanges {
+            first_name,
+            last_name,
+            department_id: department,
+            role: role.map(parse_role),
+        },
+    )
+    .await?;
+    Ok(json_status(
+        StatusCode::OK,
+        json!({"id": row.id, "first_name": row.first_name, "last_name": row.last_name, "email": row.email,
+               "role": role_title(&row.role)}),
+    ))
+}
+
+async fn delete_member(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    Path(id): Path<String>,
+) -> DrfResult {
+    me.admin_organization()?;
+    company::delete_member(&state, &me, path_id(&id)?).await?;
+    Ok(no_content())
+}

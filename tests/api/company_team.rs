@@ -1,0 +1,405 @@
+//! /api/myTeams/: team members of the admin's company.
+
+use serde_json::{Value, json};
+
+use crate::harness::{PASSWORD, TestApp, assert_reply};
+
+async fn add(app: &TestApp, token: &str, email: &str, first: &str, last: &str) -> i64 {
+    let reply = app
+        .post(
+            "/api/myTeams/",
+            Some(token),
+            json!({"email": email, "first_name": first, "last_name": last, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    reply.body["id"].as_i64().unwrap()
+}
+
+fn emails(reply: &crate::harness::Reply) -> Vec<String> {
+    reply.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["email"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_admin_adds_a_member_who_can_log_in_at_once() {
+    let app = TestApp::spawn().await;
+    let (admin, token, _) = app.active_user("admin@example.com", "Admin").await;
+    let dept = app
+        .post("/api/departments/", Some(&token), json!({"name": "Ops"}))
+        .await
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    let reply = app
+        .post(
+            "/api/myTeams/",
+            Some(&token),
+            json!({"email": "Sam@Example.com", "first_name": "Sam", "last_name": "Lee", "department": dept, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let id = reply.body["id"].as_i64().unwrap();
+    assert_eq!(
+        reply.body,
+        json!({"id": id, "email": "Sam@example.com", "first_name": "Sam", "last_name": "Lee", "role": "Member"})
+    );
+
+    let member = app.get(&format!("/api/myTeams/{id}/"), Some(&token)).await;
+    assert_eq!(member.status, 200);
+    let keys: Vec<&String> = member.body.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "id",
+            "email",
+            "first_name",
+            "last_name",
+            "role",
+            "company",
+            "department",
+            "created_at",
+            "updated_at",
+            "added_by"
+        ]
+    );
+    assert_eq!(member.body["department"], dept);
+    assert_eq!(member.body["added_by"], admin);
+
+    let (access, _) = app.login("sam@example.com", PASSWORD).await;
+    let me = app.get("/api/auth/users/me/", Some(&access)).await;
+    assert_eq!(me.body["role"], "Member");
+    // A member is not an admin.
+    assert_eq!(app.get("/api/myTeams/", Some(&access)).await.status, 403);
+}
+
+#[tokio::test]
+async fn the_team_lists_every_admin_coach_and_member_including_the_caller() {
+    let app = TestApp::spawn().await;
+    let (admin, token, _) = app.active_user("admin@example.com", "Admin").await;
+    let coach = app
+        .post("/api/myTeams/", Some(&token), json!({"email": "c@example.com", "first_name": "Cat", "last_name": "Coach", "password": PASSWORD, "role": "Coach"}))
+        .await;
+    assert_eq!(coach.body["role"], "Coach");
+    assert_eq!(
+        app.scalar_i64("SELECT COUNT(*) FROM coach_profiles WHERE vetting_status = 'PD'")
+            .await,
+        1
+    );
+    add(&app, &token, "m@example.com", "Mo", "Member").await;
+    let list = app.get("/api/myTeams/", Some(&token)).await;
+    assert_eq!(list.body["count"], 3);
+    assert_eq!(
+        emails(&list),
+        ["admin@example.com", "c@example.com", "m@example.com"]
+    );
+    assert_eq!(list.body["results"][0]["id"], admin);
+    assert_eq!(list.body["results"][0]["role"], "Admin");
+}
+
+#[tokio::test]
+async fn member_creation_is_validated_in_drf_words() {
+    let app = TestApp::spawn().await;
+    let (_, token, _) = app.active_user("admin@example.com", "Admin").await;
+    let required = json!(["This field is required."]);
+    assert_reply(
+        &app.post("/api/myTeams/", Some(&token), json!({})).await,
+        400,
+        json!({"email": required, "first_name": required, "last_name": required, "password": required}),
+    );
+    let reply = app
+        .post("/api/myTeams/", Some(&token), json!({"email": "admin@EXAMPLE.com", "first_name": "A", "last_name": "B", "password": PASSWORD, "department": "abc", "role": "Owner"}))
+        .await;
+    assert_reply(
+        &reply,
+        400,
+        json!({"email": ["user account with this email already exists."],
+               "department": ["Incorrect type. Expected pk value, received str."],
+               "role": ["\"Owner\" is not a valid choice."]}),
+    );
+    let reply = app
+        .post("/api/myTeams/", Some(&token), json!({"email": "x@example.com", "first_name": "A", "last_name": "B", "password": "12345678", "department": 999}))
+        .await;
+    assert_reply(
+        &reply,
+        400,
+        json!({"department": ["Invalid pk \"999\" - object does not exist."]}),
+    );
+    let reply = app
+        .post("/api/myTeams/", Some(&token), json!({"email": "x@example.com", "first_name": "A", "last_name": "B", "password": "12345678"}))
+        .await;
+    assert_reply(
+        &reply,
+        400,
+        json!({"password": ["This password is too common.", "This password is entirely numeric."]}),
+    );
+    assert_eq!(app.scalar_i64("SELECT COUNT(*) FROM users").await, 1);
+}
+
+#[tokio::test]
+async fn another_companys_department_is_refused_in_the_body() {
+    let app = TestApp::spawn().await;
+    let (_, a, _) = app.active_user("a@example.com", "Admin").await;
+    let (_, b, _) = app.active_user("b@example.com", "Admin").await;
+    let dept_b = app
+        .post("/api/departments/", Some(&b), json!({"name": "B only"}))
+        .await
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    let reply = app
+        .post("/api/myTeams/", Some(&a), json!({"email": "x@example.com", "first_name": "A", "last_name": "B", "password": PASSWORD, "department": dept_b}))
+        .await;
+    assert_reply(
+        &reply,
+        400,
+        json!({"department": [format!("Invalid pk \"{dept_b}\" - object does not exist.")]}),
+    );
+    let member = add(&app, &a, "m@example.com", "Mo", "M").await;
+    let reply = app
+        .patch(
+            &format!("/api/myTeams/{member}/"),
+            Some(&a),
+            json!({"department": dept_b}),
+        )
+        .await;
+    assert_reply(
+        &reply,
+        400,
+        json!({"department": [format!("Invalid pk \"{dept_b}\" - object does not exist.")]}),
+    );
+}
+
+#[tokio::test]
+async fn members_are_updated_and_the_last_admin_is_kept() {
+    let app = TestApp::spawn().await;
+    let (admin, token, _) = app.active_user("admin@example.com", "Admin").await;
+    let member = add(&app, &token, "m@example.com", "Mo", "Member").await;
+    let path = format!("/api/myTeams/{member}/");
+    let reply = app
+        .patch(
+            &path,
+            Some(&token),
+            json!({"first_name": "Moe", "email": "ignored@example.com"}),
+        )
+        .await;
+    assert_reply(
+        &reply,
+        200,
+        json!({"id": member, "first_name": "Moe", "last_name": "Member", "email": "m@example.com", "role": "Member"}),
+    );
+    assert_reply(
+        &app.put(&path, Some(&token), json!({"first_name": "Moe"}))
+            .await,
+        400,
+        json!({"last_name": ["This field is required."]}),
+    );
+
+    let last_admin = json!({"role": ["A company must keep at least one admin."]});
+    let me_path = format!("/api/myTeams/{admin}/");
+    assert_reply(
+        &app.patch(&me_path, Some(&token), json!({"role": "Member"}))
+            .await,
+        400,
+        last_admin.clone(),
+    );
+    assert_reply(
+        &app.delete(&me_path, Some(&token), None).await,
+        400,
+        last_admin,
+    );
+
+    // Promote the member; now the first admin may step down.
+    assert_eq!(
+        app.patch(&path, Some(&token), json!({"role": "Admin"}))
+            .await
+            .body["role"],
+        "Admin"
+    );
+    assert_eq!(
+        app.patch(&me_path, Some(&token), json!({"role": "Coach"}))
+            .await
+            .body["role"],
+        "Coach"
+    );
+    // The demotion applies to the very next request.
+    assert_eq!(app.get("/api/myTeams/", Some(&token)).await.status, 403);
+}
+
+#[tokio::test]
+async fn deleting_a_member_ends_their_session_at_once() {
+    let app = TestApp::spawn().await;
+    let (_, token, _) = app.active_user("admin@example.com", "Admin").await;
+    let member = add(&app, &token, "m@example.com", "Mo", "Member").await;
+    let (access, refresh) = app.login("m@example.com", PASSWORD).await;
+    assert_eq!(
+        app.delete(&format!("/api/myTeams/{member}/"), Some(&token), None)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        app.get("/api/auth/users/me/", Some(&access)).await.status,
+        401
+    );
+    assert_eq!(
+        app.post("/api/auth/jwt/refresh/", None, json!({"refresh": refresh}))
+            .await
+            .status,
+        401
+    );
+    assert_reply(
+        &app.get(&format!("/api/myTeams/{member}/"), Some(&token))
+            .await,
+        404,
+        json!({"detail": "Not found."}),
+    );
+}
+
+#[tokio::test]
+async fn another_companys_members_do_not_exist() {
+    let app = TestApp::spawn().await;
+    let (_, a, _) = app.active_user("a@example.com", "Admin").await;
+    let (b_admin, b, _) = app.active_user("b@example.com", "Admin").await;
+    let member_b = add(&app, &b, "mb@example.com", "Bee", "Member").await;
+    let not_found = json!({"detail": "Not found."});
+    for id in [member_b, b_admin] {
+        let path = format!("/api/myTeams/{id}/");
+        assert_reply(&app.get(&path, Some(&a)).await, 404, not_found.clone());
+        assert_reply(
+            &app.patch(&path, Some(&a), json!({"first_name": "Evil"}))
+                .await,
+            404,
+            not_found.clone(),
+        );
+        assert_reply(
+            &app.delete(&path, Some(&a), None).await,
+            404,
+            not_found.clone(),
+        );
+    }
+    let list = app.get("/api/myTeams/?search=bee", Some(&a)).await;
+    assert_eq!(list.body["count"], 0);
+    assert_eq!(
+        app.get(&format!("/api/myTeams/{member_b}/"), Some(&b))
+            .await
+            .body["first_name"],
+        "Bee"
+    );
+}
+
+#[tokio::test]
+async fn team_search_follows_drf_search_filter() {
+    let app = TestApp::spawn().await;
+    let (_, token, _) = app.active_user("admin@example.com", "Admin").await;
+    add(&app, &token, "jane.smith@example.com", "Jane", "Smith").await;
+    add(
+        &app,
+        &token,
+        "john.smithers@example.com",
+        "John",
+        "Smithers",
+    )
+    .await;
+    add(&app, &token, "ann@other.org", "Ann", "O'Brien").await;
+    add(&app, &token, "x_y@example.com", "Xavier", "Young").await;
+    let search = |q: &str| {
+        let path = format!("/api/myTeams/?search={q}");
+        let token = token.clone();
+        let app = &app;
+        async move { emails(&app.get(&path, Some(&token)).await) }
+    };
+    assert_eq!(
+        search("smith").await,
+        ["jane.smith@example.com", "john.smithers@example.com"]
+    );
+    assert_eq!(
+        search("SMITH").await,
+        ["jane.smith@example.com", "john.smithers@example.com"]
+    );
+    assert_eq!(search("smith+jane").await, ["jane.smith@example.com"]);
+    assert_eq!(search("smith,john").await, ["john.smithers@example.com"]);
+    assert_eq!(search("o'brien").await, ["ann@other.org"]);
+    assert_eq!(search("other.org").await, ["ann@other.org"]);
+    // Short terms (under the trigram length) still match.
+    assert_eq!(search("yo").await, ["x_y@example.com"]);
+    // `_` and `%` are literal.
+    assert_eq!(search("_").await, ["x_y@example.com"]);
+    assert_eq!(search("%25").await, Vec::<String>::new());
+    // A quoted phrase is one term.
+    assert_eq!(search("%22jane.smith%22").await, ["jane.smith@example.com"]);
+    assert_eq!(search("zzzz").await, Vec::<String>::new());
+    let reply = app.get("/api/myTeams/?search=a%00b", Some(&token)).await;
+    assert_reply(&reply, 400, json!(["Null characters are not allowed."]));
+}
+
+#[tokio::test]
+async fn team_ordering_and_pagination_keep_search_in_links() {
+    let app = TestApp::spawn().await;
+    let (_, token, _) = app.active_user("admin@example.com", "Admin").await;
+    for (i, last) in ["Baker", "Adams", "Cole", "Adams", "Diaz"]
+        .iter()
+        .enumerate()
+    {
+        add(&app, &token, &format!("m{i}@team.org"), "Pat", last).await;
+    }
+    let reply = app
+        .get(
+            "/api/myTeams/?search=team.org&ordering=-last_name&page_size=2",
+            Some(&token),
+        )
+        .await;
+    assert_eq!(reply.body["count"], 5);
+    let lasts: Vec<&str> = reply.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["last_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(lasts, ["Diaz", "Cole"]);
+    let host = app.base.trim_start_matches("http://");
+    assert_eq!(
+        reply.body["next"],
+        format!(
+            "http://{host}/api/myTeams/?ordering=-last_name&page=2&page_size=2&search=team.org"
+        )
+    );
+    let last = app
+        .get(
+            "/api/myTeams/?search=team.org&ordering=-last_name&page_size=2&page=3",
+            Some(&token),
+        )
+        .await;
+    let lasts: Vec<&str> = last.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["last_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(lasts, ["Adams"]);
+    assert_eq!(last.body["next"], Value::Null);
+    // Ties on last_name break on id, in the same direction.
+    let adams = app
+        .get(
+            "/api/myTeams/?search=adams&ordering=last_name",
+            Some(&token),
+        )
+        .await;
+    assert_eq!(emails(&adams), ["m1@team.org", "m3@team.org"]);
+    let adams = app
+        .get(
+            "/api/myTeams/?search=adams&ordering=-last_name",
+            Some(&token),
+        )
+        .await;
+    assert_eq!(emails(&adams), ["m3@team.org", "m1@team.org"]);
+    let by_email = app
+        .get("/api/myTeams/?ordering=-email&page_size=100", Some(&token))
+        .await;
+    assert_eq!(emails(&by_email)[0], "m4@team.org");
+    assert_eq!(by_email.body["results"].as_array().unwrap().len(), 6);
+}
