@@ -35,6 +35,24 @@ enum Command {
     },
     /// Print the effective settings, secrets masked.
     Config,
+    /// Create a demo organisation (admin, departments, coaches, members).
+    SeedDemo {
+        /// Team members to create (1000000 for benchmarks).
+        #[arg(long, default_value_t = 40)]
+        members: usize,
+        #[arg(long, default_value_t = 5)]
+        coaches: usize,
+        #[arg(long, default_value_t = 6)]
+        departments: usize,
+        #[arg(long, default_value = "Demo Coaching")]
+        company: String,
+        /// Email domain of the seeded users (the admin is admin@DOMAIN).
+        #[arg(long, default_value = "demo.example")]
+        domain: String,
+        /// The password of every seeded user.
+        #[arg(long, default_value = "Demo-Pass-2024!")]
+        password: String,
+    },
 }
 
 pub fn main() -> std::process::ExitCode {
@@ -72,6 +90,22 @@ pub fn main() -> std::process::ExitCode {
                     .await
                     .map_err(|e| anyhow::anyhow!("{}", describe_error(&e)))?;
                 println!("created staff user {} (id {})", user.email, user.id);
+                Ok(())
+            }
+            Command::SeedDemo { members, coaches, departments, company, domain, password } => {
+                let state = open_state(config).await?;
+                let started = std::time::Instant::now();
+                let opts = crate::seed::SeedOptions { company, domain, password, departments, coaches, members };
+                let seeded = crate::seed::seed_demo(&state, &opts).await?;
+                println!(
+                    "seeded organisation {} with {} users and {} departments in {:.1}s; log in as {} / {}",
+                    seeded.organization_id,
+                    seeded.users,
+                    seeded.departments,
+                    started.elapsed().as_secs_f64(),
+                    seeded.admin_email,
+                    opts.password
+                );
                 Ok(())
             }
             Command::Config => {

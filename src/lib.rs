@@ -9,5 +9,6 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod seed;
 pub mod server;
 pub mod store;

@@ -9,6 +9,8 @@ use super::{StoreResult, Tx, on_tx};
 pub enum Arg {
     Int(i64),
     Text(String),
+    Bool(bool),
+    Null,
 }
 
 /// SQL text and its arguments, in placeholder order.
@@ -77,6 +79,8 @@ macro_rules! bind_all {
             q = match arg {
                 Arg::Int(v) => q.bind(*v),
                 Arg::Text(v) => q.bind(v.clone()),
+                Arg::Bool(v) => q.bind(*v),
+                Arg::Null => q.bind(None::<i64>),
             };
         }
         q
@@ -97,6 +101,11 @@ where
     )
     .fetch_all(c)
     .await?))
+}
+
+pub async fn execute(tx: &mut Tx, sql: &Sql) -> StoreResult<u64> {
+    let text = sqlx::AssertSqlSafe(sql.text.clone());
+    Ok(on_tx!(tx, |c| bind_all!(sqlx::query(text), &sql.args).execute(c).await?.rows_affected()))
 }
 
 pub async fn fetch_count(tx: &mut Tx, sql: &Sql) -> StoreResult<i64> {

@@ -208,3 +208,30 @@ pub async fn vetting_status(tx: &mut Tx, user_id: i64) -> StoreResult<Option<Str
         .fetch_optional(c)
         .await?))
 }
+
+/// Inserts many users in one statement per call (for seeding); returns
+/// nothing, since bulk callers look rows up by email afterwards.
+pub async fn insert_many(tx: &mut Tx, users: &[NewUser<'_>]) -> StoreResult<()> {
+    use super::query::{Arg, Sql};
+    if users.is_empty() {
+        return Ok(());
+    }
+    let mut sql = Sql::new(
+        "INSERT INTO users (email, email_key, password, first_name, last_name, role, organization_id, \
+         added_by, department_id, is_active, created_at, updated_at) VALUES ",
+    );
+    for (i, u) in users.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        let opt = |v: Option<i64>| v.map(Arg::Int).unwrap_or(Arg::Null);
+        sql.push("(").bind(Arg::Text(u.email.into())).push(", ").bind(Arg::Text(u.email_key.into()));
+        sql.push(", ").bind(Arg::Text(u.password.into())).push(", ").bind(Arg::Text(u.first_name.into()));
+        sql.push(", ").bind(Arg::Text(u.last_name.into())).push(", ").bind(Arg::Text(u.role.into()));
+        sql.push(", ").bind(opt(u.organization_id)).push(", ").bind(opt(u.added_by));
+        sql.push(", ").bind(opt(u.department_id)).push(", ").bind(Arg::Bool(u.is_active));
+        sql.push(", ").bind(Arg::Int(u.now)).push(", ").bind(Arg::Int(u.now)).push(")");
+    }
+    super::query::execute(tx, &sql).await?;
+    Ok(())
+}

@@ -403,3 +403,37 @@ async fn team_ordering_and_pagination_keep_search_in_links() {
     assert_eq!(emails(&by_email)[0], "m4@team.org");
     assert_eq!(by_email.body["results"].as_array().unwrap().len(), 6);
 }
+
+#[tokio::test]
+async fn seed_demo_builds_an_organisation_the_admin_can_browse() {
+    let app = TestApp::spawn().await;
+    let opts = roster::seed::SeedOptions {
+        company: "Demo Coaching".into(),
+        domain: "demo.example".into(),
+        password: "Demo-Pass-2024!".into(),
+        departments: 3,
+        coaches: 2,
+        members: 1200,
+    };
+    let seeded = roster::seed::seed_demo(&app.state, &opts).await.unwrap();
+    assert_eq!((seeded.users, seeded.departments), (1203, 3));
+    let (token, _) = app.login("admin@demo.example", "Demo-Pass-2024!").await;
+    let team = app.get("/api/myTeams/", Some(&token)).await;
+    assert_eq!(team.body["count"], 1203);
+    let garcias = app.get("/api/myTeams/?search=garcia&page_size=100", Some(&token)).await;
+    let count = garcias.body["count"].as_i64().unwrap();
+    assert!((1..=60).contains(&count), "about 1% are Garcias, got {count}");
+    for member in garcias.body["results"].as_array().unwrap() {
+        let text = format!("{} {} {}", member["first_name"], member["last_name"], member["email"]).to_lowercase();
+        assert!(text.contains("garcia"), "{text}");
+    }
+    let depts = app.get("/api/departments/", Some(&token)).await;
+    assert_eq!(depts.body["count"], 3);
+    assert_eq!(app.scalar_i64("SELECT COUNT(*) FROM coach_profiles").await, 2);
+    // Seeding twice is refused rather than duplicated.
+    assert!(roster::seed::seed_demo(&app.state, &opts).await.is_err());
+    // Seeded members can log in with the shared password.
+    let first = app.get("/api/myTeams/?ordering=-id&page_size=1", Some(&token)).await;
+    let email = first.body["results"][0]["email"].as_str().unwrap().to_string();
+    app.login(&email, "Demo-Pass-2024!").await;
+}

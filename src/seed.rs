@@ -1,0 +1,149 @@
+//! `roster seed-demo`: a realistic demo organisation, so a newcomer sees
+//! data at once, and with `--members N` a large one for benchmarks.
+//!
+//! Every seeded user shares one password hash (computed once): hashing a
+//! million passwords would take hours and prove nothing.
+
+use crate::app::AppState;
+use crate::domain::{Role, email_key, now_micros};
+use crate::store::users::{self, NewUser};
+use crate::store::departments;
+
+/// 100 common first and last names (as the Django peer's seed uses), so a
+/// surname such as `garcia` matches about 1% of members.
+const FIRST_NAMES: &str = "James Mary Robert Patricia John Jennifer Michael Linda David Elizabeth William Barbara \
+    Richard Susan Joseph Jessica Thomas Sarah Charles Karen Christopher Lisa Daniel Nancy Matthew Betty Anthony \
+    Margaret Mark Sandra Donald Ashley Steven Kimberly Paul Emily Andrew Donna Joshua Michelle Kenneth Carol Kevin \
+    Amanda Brian Dorothy George Melissa Timothy Deborah Ronald Stephanie Edward Rebecca Jason Sharon Jeffrey Laura \
+    Ryan Cynthia Jacob Kathleen Gary Amy Nicholas Angela Eric Shirley Jonathan Anna Stephen Brenda Larry Pamela \
+    Justin Emma Scott Nicole Brandon Helen Benjamin Samantha Samuel Katherine Gregory Christine Alexander Debra \
+    Frank Rachel Patrick Carolyn Raymond Janet Jack Catherine Dennis Maria Jerry Heather";
+const LAST_NAMES: &str = "Smith Johnson Williams Brown Jones Garcia Miller Davis Rodriguez Martinez Hernandez Lopez \
+    Gonzalez Wilson Anderson Thomas Taylor Moore Jackson Martin Lee Perez Thompson White Harris Sanchez Clark \
+    Ramirez Lewis Robinson Walker Young Allen King Wright Scott Torres Nguyen Hill Flores Green Adams Nelson Baker \
+    Hall Rivera Campbell Mitchell Carter Roberts Gomez Phillips Evans Turner Diaz Parker Cruz Edwards Collins Reyes \
+    Stewart Morris Morales Murphy Cook Rogers Gutierrez Ortiz Morgan Cooper Peterson Bailey Reed Kelly Howard Ramos \
+    Kim Cox Ward Richardson Watson Brooks Chavez Wood James Bennett Gray Mendoza Ruiz Hughes Price Alvarez Castillo \
+    Sanders Patel Myers Long Ross Foster";
+
+pub struct SeedOptions {
+    pub company: String,
+    pub domain: String,
+    pub password: String,
+    pub departments: usize,
+    pub coaches: usize,
+    pub members: usize,
+}
+
+/// What was created, for the command's report.
+pub struct Seeded {
+    pub organization_id: i64,
+    pub admin_email: String,
+    pub users: usize,
+    pub departments: usize,
+}
+
+/// A tiny deterministic generator (the same data on every run).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, n: usize) -> usize {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((self.0 >> 33) % n as u64) as usize
+    }
+}
+
+pub async fn seed_demo(state: &AppState, opts: &SeedOptions) -> anyhow::Result<Seeded> {
+    let hash = state.hasher.hash(&opts.password).await?;
+    let firsts: Vec<&str> = FIRST_NAMES.split_whitespace().collect();
+    let lasts: Vec<&str> = LAST_NAMES.split_whitespace().collect();
+    let now = now_micros();
+    let admin_email = format!("admin@{}", opts.domain);
+
+    let mut tx = state.db.begin_write().await?;
+    if users::email_key_taken(&mut tx, &email_key(&admin_email)).await? {
+        anyhow::bail!("{admin_email} already exists: this database has been seeded");
+    }
+    let org = crate::domain::accounts::create_organization(&mut tx, &opts.company, now).await?;
+    let admin = NewUser {
+        email: &admin_email,
+        email_key: &email_key(&admin_email),
+        password: &hash,
+        first_name: "Ada",
+        last_name: "Admin",
+        role: Role::Admin.as_str(),
+        organization_id: Some(org),
+        added_by: None,
+        department_id: None,
+        is_active: true,
+        now,
+    };
+    users::insert_many(&mut tx, std::slice::from_ref(&admin)).await?;
+    let admin_id = users::find_by_email_key(&mut tx, &email_key(&admin_email)).await?.map(|u| u.id).unwrap_or_default();
+    let mut dept_ids = Vec::new();
+    for d in 1..=opts.departments {
+        let name = format!("Department {d}");
+        let row = departments::insert(&mut tx, org, &name, &name.to_lowercase(), admin_id, now).await?;
+        dept_ids.push(row.id);
+    }
+    tx.commit().await?;
+
+    let mut rng = Lcg(4);
+    let total = opts.coaches + opts.members;
+    const BATCH: usize = 500;
+    let mut done = 0;
+    while done < total {
+        let n = BATCH.min(total - done);
+        let people: Vec<(String, String, &str, &str, &str, Option<i64>)> = (done..done + n)
+            .map(|i| {
+                let first = firsts[rng.next(firsts.len())];
+                let last = lasts[rng.next(lasts.len())];
+                let role = if i < opts.coaches { Role::Coach } else { Role::Member };
+                let email = format!("{}.{}{}@{}", first.to_lowercase(), last.to_lowercase(), i + 1, opts.domain);
+                let dept = (!dept_ids.is_empty()).then(|| dept_ids[i % dept_ids.len()]);
+                (email.clone(), email_key(&email), first, last, role.as_str(), dept)
+            })
+            .collect();
+        let rows: Vec<NewUser> = people
+            .iter()
+            .map(|(email, key, first, last, role, dept)| NewUser {
+                email,
+                email_key: key,
+                password: &hash,
+                first_name: first,
+                last_name: last,
+                role,
+                organization_id: Some(org),
+                added_by: Some(admin_id),
+                department_id: *dept,
+                is_active: true,
+                now: now + (done as i64),
+            })
+            .collect();
+        let mut tx = state.db.begin_write().await?;
+        users::insert_many(&mut tx, &rows).await?;
+        tx.commit().await?;
+        done += n;
+        if done % 100_000 < BATCH && total >= 100_000 {
+            tracing::info!(done, total, "seeding users");
+        }
+    }
+    // Coaches get their vetting record.
+    if opts.coaches > 0 {
+        let mut tx = state.db.begin_write().await?;
+        let sql = crate::store::query::Sql {
+            text: "INSERT INTO coach_profiles (user_id, vetting_status, approved, created_at, updated_at) \
+                   SELECT id, 'PD', FALSE, created_at, created_at FROM users \
+                   WHERE organization_id = $1 AND role = 'coach'"
+                .into(),
+            args: vec![crate::store::query::Arg::Int(org)],
+        };
+        crate::store::query::execute(&mut tx, &sql).await?;
+        tx.commit().await?;
+    }
+    if let crate::store::Db::Postgres(pool) = &state.db {
+        // Fresh statistics, so the planner knows the new table sizes.
+        sqlx::query("ANALYZE users").execute(pool).await?;
+    }
+    Ok(Seeded { organization_id: org, admin_email, users: total + 1, departments: dept_ids.len() })
+}
