@@ -90,8 +90,10 @@ pub async fn seed_demo(state: &AppState, opts: &SeedOptions) -> anyhow::Result<S
 
     let mut rng = Lcg(4);
     let total = opts.coaches + opts.members;
+    // 500 rows a statement, 20 statements a transaction.
     const BATCH: usize = 500;
     let mut done = 0;
+    let mut tx = state.db.begin_write().await?;
     while done < total {
         let n = BATCH.min(total - done);
         let people: Vec<(String, String, &str, &str, &str, Option<i64>)> = (done..done + n)
@@ -120,14 +122,17 @@ pub async fn seed_demo(state: &AppState, opts: &SeedOptions) -> anyhow::Result<S
                 now: now + (done as i64),
             })
             .collect();
-        let mut tx = state.db.begin_write().await?;
         users::insert_many(&mut tx, &rows).await?;
-        tx.commit().await?;
         done += n;
+        if done % (BATCH * 20) == 0 {
+            tx.commit().await?;
+            tx = state.db.begin_write().await?;
+        }
         if done % 100_000 < BATCH && total >= 100_000 {
             tracing::info!(done, total, "seeding users");
         }
     }
+    tx.commit().await?;
     // Coaches get their vetting record.
     if opts.coaches > 0 {
         let mut tx = state.db.begin_write().await?;
@@ -143,7 +148,8 @@ pub async fn seed_demo(state: &AppState, opts: &SeedOptions) -> anyhow::Result<S
     }
     if let crate::store::Db::Postgres(pool) = &state.db {
         // Fresh statistics, so the planner knows the new table sizes.
-        sqlx::query("ANALYZE users").execute(pool).await?;
+        // VACUUM also sets the visibility map, which index-only scans need.
+        sqlx::query("VACUUM ANALYZE users").execute(pool).await?;
     }
     Ok(Seeded { organization_id: org, admin_email, users: total + 1, departments: dept_ids.len() })
 }

@@ -88,7 +88,7 @@ async fn create_user(State(state): State<AppState>, data: Data) -> DrfResult {
         Some(re_password),
     ) = (email, first_name, last_name, role, password, re_password)
     else {
-        return Err(Error::Internal("field check passed with a field missing".into()).into());
+        return Err(missing());
     };
     let role = if role == "Admin" {
         Role::Admin

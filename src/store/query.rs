@@ -59,11 +59,11 @@ pub fn like_pattern(term: &str) -> String {
 
 /// ` ORDER BY a, b DESC, <id>` with the id tiebreaker running the way the
 /// last field runs (so one index scan serves it).
-pub fn order_by<'a>(fields: impl Iterator<Item = (&'a str, bool)>, id: &str) -> String {
+pub fn order_by<S: AsRef<str>>(fields: impl Iterator<Item = (S, bool)>, id: &str) -> String {
     let mut parts = Vec::new();
     let mut last_desc = false;
     for (column, desc) in fields {
-        parts.push(format!("{column}{}", if desc { " DESC" } else { "" }));
+        parts.push(format!("{}{}", column.as_ref(), if desc { " DESC" } else { "" }));
         last_desc = desc;
     }
     if !parts.iter().any(|p| p == id || p == &format!("{id} DESC")) {

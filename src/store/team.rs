@@ -34,17 +34,24 @@ pub enum MemberOrder {
 }
 
 impl MemberOrder {
-    fn column(self, pg: bool) -> &'static str {
+    /// The column, as ordered (byte-wise text on PostgreSQL, as on SQLite).
+    fn column(self) -> &'static str {
+        match self {
+            MemberOrder::Id => "id",
+            MemberOrder::FirstName => "first_name",
+            MemberOrder::LastName => "last_name",
+            MemberOrder::Email => "email",
+            MemberOrder::CreatedAt => "created_at",
+            MemberOrder::UpdatedAt => "updated_at",
+        }
+    }
+
+    fn sort_key(self, pg: bool) -> String {
         match (self, pg) {
-            (MemberOrder::Id, _) => "u.id",
-            (MemberOrder::FirstName, false) => "u.first_name",
-            (MemberOrder::FirstName, true) => "u.first_name COLLATE \"C\"",
-            (MemberOrder::LastName, false) => "u.last_name",
-            (MemberOrder::LastName, true) => "u.last_name COLLATE \"C\"",
-            (MemberOrder::Email, false) => "u.email",
-            (MemberOrder::Email, true) => "u.email COLLATE \"C\"",
-            (MemberOrder::CreatedAt, _) => "u.created_at",
-            (MemberOrder::UpdatedAt, _) => "u.updated_at",
+            (MemberOrder::FirstName | MemberOrder::LastName | MemberOrder::Email, true) => {
+                format!("{} COLLATE \"C\"", self.column())
+            }
+            _ => self.column().to_string(),
         }
     }
 }
@@ -84,13 +91,17 @@ pub async fn update(
     Ok(())
 }
 
-/// The id filter of every matching member: organisation, team roles, and
-/// each search term matching first name, last name or email.
-fn matching_ids(org: i64, terms: &[String], pg: bool) -> Sql {
-    let mut sql = Sql::new("SELECT u.id FROM users u WHERE u.organization_id = ");
-    sql.bind(Arg::Int(org))
-        .push(" AND u.role IN ")
-        .push(TEAM_ROLES);
+/// The ids (and `extra` columns) of every matching member: organisation,
+/// team roles, and each search term matching first name, last name or email.
+fn matching(org: i64, terms: &[String], pg: bool, extra: &str) -> Sql {
+    let mut sql = Sql::new(&format!("SELECT u.id{extra} FROM users u WHERE u.role IN {TEAM_ROLES}"));
+    if !pg && terms.iter().any(|t| t.chars().count() >= 3) {
+        // Driven by the FTS matches: `+` keeps SQLite from probing the
+        // organisation index once per match instead of reading the row.
+        sql.push(" AND +u.organization_id = ").bind(Arg::Int(org));
+    } else {
+        sql.push(" AND u.organization_id = ").bind(Arg::Int(org));
+    }
     for term in terms {
         if pg {
             // Served by the users_search trigram index (3+ characters).
@@ -106,30 +117,35 @@ fn matching_ids(org: i64, terms: &[String], pg: bool) -> Sql {
         } else {
             // Trigrams cannot serve 1-2 characters: scan the organisation.
             let pattern = Arg::Text(like_pattern(term));
-            sql.push(" AND (u.first_name LIKE ")
-                .bind(pattern.clone())
-                .push(" ESCAPE '\\' OR u.last_name LIKE ");
-            sql.bind(pattern.clone())
-                .push(" ESCAPE '\\' OR u.email LIKE ")
-                .bind(pattern)
-                .push(" ESCAPE '\\')");
+            sql.push(" AND (u.first_name LIKE ").bind(pattern.clone()).push(" ESCAPE '\\' OR u.last_name LIKE ");
+            sql.bind(pattern.clone()).push(" ESCAPE '\\' OR u.email LIKE ").bind(pattern).push(" ESCAPE '\\')");
         }
     }
     sql
 }
 
+/// How many members match. Without search terms the answer comes from the
+/// trigger-maintained `user_counts`, not from counting rows.
 pub async fn count(tx: &mut Tx, org: i64, terms: &[String]) -> StoreResult<i64> {
-    let ids = matching_ids(org, terms, tx.is_postgres());
-    let sql = Sql {
-        text: format!("SELECT COUNT(*) FROM ({}) m", ids.text),
-        args: ids.args,
-    };
+    if terms.is_empty() {
+        let mut sql = Sql::new("SELECT COALESCE(SUM(n), 0) FROM user_counts WHERE organization_id = ");
+        sql.bind(Arg::Int(org)).push(" AND role IN ").push(TEAM_ROLES);
+        if tx.is_postgres() {
+            // SUM of BIGINT is NUMERIC on PostgreSQL.
+            sql.text = sql.text.replace("COALESCE(SUM(n), 0)", "COALESCE(SUM(n), 0)::BIGINT");
+        }
+        return query::fetch_count(tx, &sql).await;
+    }
+    let ids = matching(org, terms, tx.is_postgres(), "");
+    let sql = Sql { text: format!("SELECT COUNT(*) FROM ({}) m", ids.text), args: ids.args };
     query::fetch_count(tx, &sql).await
 }
 
-/// One page of the organisation's team. With search terms the matches are
-/// collected first (a materialised CTE) and then sorted: otherwise both
-/// planners walk the sort index and test every row against the search.
+/// One page of the organisation's team. The page's ids are chosen first,
+/// from an index (or, with search terms, from the matches collected in a
+/// materialised CTE with their sort columns), and only those rows are read:
+/// skipped rows are never fetched, and neither planner can fall into
+/// walking a sort index while testing every row against the search.
 pub async fn list(
     tx: &mut Tx,
     org: i64,
@@ -139,26 +155,27 @@ pub async fn list(
     offset: i64,
 ) -> StoreResult<Vec<MemberRow>> {
     let pg = tx.is_postgres();
-    let ids = matching_ids(org, terms, pg);
-    let order_by = query::order_by(order.iter().map(|(o, desc)| (o.column(pg), *desc)), "u.id");
+    let order_by = query::order_by(order.iter().map(|(o, desc)| (o.sort_key(pg), *desc)), "id");
     let mut sql = if terms.is_empty() {
-        let where_clause = ids.text.trim_start_matches("SELECT u.id FROM users u");
-        Sql {
-            text: format!("SELECT {COLUMNS} FROM users u{where_clause}{order_by}"),
-            args: ids.args,
-        }
+        let ids = matching(org, terms, pg, "");
+        Sql { text: format!("SELECT {COLUMNS} FROM users u WHERE u.id IN ({}{order_by}", ids.text), args: ids.args }
     } else {
+        let mut extra = String::new();
+        for (o, _) in order {
+            if *o != MemberOrder::Id && !extra.contains(o.column()) {
+                extra.push_str(&format!(", u.{}", o.column()));
+            }
+        }
+        let ids = matching(org, terms, pg, &extra);
         Sql {
             text: format!(
-                "WITH m AS MATERIALIZED ({}) SELECT {COLUMNS} FROM users u WHERE u.id IN (SELECT id FROM m){order_by}",
+                "WITH m AS MATERIALIZED ({}) SELECT {COLUMNS} FROM users u WHERE u.id IN (SELECT id FROM m{order_by}",
                 ids.text
             ),
             args: ids.args,
         }
     };
-    sql.push(" LIMIT ")
-        .bind(Arg::Int(limit))
-        .push(" OFFSET ")
-        .bind(Arg::Int(offset));
+    sql.push(" LIMIT ").bind(Arg::Int(limit)).push(" OFFSET ").bind(Arg::Int(offset)).push(")");
+    sql.push(&order_by);
     query::fetch_all(tx, &sql).await
 }
