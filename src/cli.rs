@@ -33,6 +33,13 @@ enum Command {
         #[arg(long)]
         password: String,
     },
+    /// Create an API key for an organisation admin and print it (once).
+    CreateApiKey {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+    },
     /// Print the effective settings, secrets masked.
     Config,
     /// Create a demo organisation (admin, departments, coaches, members).
@@ -106,6 +113,15 @@ pub fn main() -> std::process::ExitCode {
                     seeded.admin_email,
                     opts.password
                 );
+                Ok(())
+            }
+            Command::CreateApiKey { email, name } => {
+                let state = open_state(config).await?;
+                let created = crate::domain::api_keys::create_for_email(&state, &email, &name)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}", describe_error(&e)))?;
+                println!("{}", created.key);
+                eprintln!("API key {} ({}) created; it is not shown again", created.row.id, created.row.prefix);
                 Ok(())
             }
             Command::Config => {

@@ -6,8 +6,8 @@
 
 use crate::app::AppState;
 use crate::domain::{Role, email_key, now_micros};
-use crate::store::users::{self, NewUser};
 use crate::store::departments;
+use crate::store::users::{self, NewUser};
 
 /// 100 common first and last names (as the Django peer's seed uses), so a
 /// surname such as `garcia` matches about 1% of members.
@@ -43,20 +43,33 @@ pub struct Seeded {
     pub departments: usize,
 }
 
+/// One generated person.
+struct Person {
+    email: String,
+    key: String,
+    first: &'static str,
+    last: &'static str,
+    role: &'static str,
+    dept: Option<i64>,
+}
+
 /// A tiny deterministic generator (the same data on every run).
 struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self, n: usize) -> usize {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((self.0 >> 33) % n as u64) as usize
     }
 }
 
 pub async fn seed_demo(state: &AppState, opts: &SeedOptions) -> anyhow::Result<Seeded> {
     let hash = state.hasher.hash(&opts.password).await?;
-    let firsts: Vec<&str> = FIRST_NAMES.split_whitespace().collect();
-    let lasts: Vec<&str> = LAST_NAMES.split_whitespace().collect();
+    let firsts: Vec<&'static str> = FIRST_NAMES.split_whitespace().collect();
+    let lasts: Vec<&'static str> = LAST_NAMES.split_whitespace().collect();
     let now = now_micros();
     let admin_email = format!("admin@{}", opts.domain);
 
@@ -79,11 +92,15 @@ pub async fn seed_demo(state: &AppState, opts: &SeedOptions) -> anyhow::Result<S
         now,
     };
     users::insert_many(&mut tx, std::slice::from_ref(&admin)).await?;
-    let admin_id = users::find_by_email_key(&mut tx, &email_key(&admin_email)).await?.map(|u| u.id).unwrap_or_default();
+    let admin_id = users::find_by_email_key(&mut tx, &email_key(&admin_email))
+        .await?
+        .map(|u| u.id)
+        .unwrap_or_default();
     let mut dept_ids = Vec::new();
     for d in 1..=opts.departments {
         let name = format!("Department {d}");
-        let row = departments::insert(&mut tx, org, &name, &name.to_lowercase(), admin_id, now).await?;
+        let row =
+            departments::insert(&mut tx, org, &name, &name.to_lowercase(), admin_id, now).await?;
         dept_ids.push(row.id);
     }
     tx.commit().await?;
@@ -96,28 +113,45 @@ pub async fn seed_demo(state: &AppState, opts: &SeedOptions) -> anyhow::Result<S
     let mut tx = state.db.begin_write().await?;
     while done < total {
         let n = BATCH.min(total - done);
-        let people: Vec<(String, String, &str, &str, &str, Option<i64>)> = (done..done + n)
+        let people: Vec<Person> = (done..done + n)
             .map(|i| {
                 let first = firsts[rng.next(firsts.len())];
                 let last = lasts[rng.next(lasts.len())];
-                let role = if i < opts.coaches { Role::Coach } else { Role::Member };
-                let email = format!("{}.{}{}@{}", first.to_lowercase(), last.to_lowercase(), i + 1, opts.domain);
+                let role = if i < opts.coaches {
+                    Role::Coach
+                } else {
+                    Role::Member
+                };
+                let email = format!(
+                    "{}.{}{}@{}",
+                    first.to_lowercase(),
+                    last.to_lowercase(),
+                    i + 1,
+                    opts.domain
+                );
                 let dept = (!dept_ids.is_empty()).then(|| dept_ids[i % dept_ids.len()]);
-                (email.clone(), email_key(&email), first, last, role.as_str(), dept)
+                Person {
+                    key: email_key(&email),
+                    email,
+                    first,
+                    last,
+                    role: role.as_str(),
+                    dept,
+                }
             })
             .collect();
         let rows: Vec<NewUser> = people
             .iter()
-            .map(|(email, key, first, last, role, dept)| NewUser {
-                email,
-                email_key: key,
+            .map(|p| NewUser {
+                email: &p.email,
+                email_key: &p.key,
                 password: &hash,
-                first_name: first,
-                last_name: last,
-                role,
+                first_name: p.first,
+                last_name: p.last,
+                role: p.role,
                 organization_id: Some(org),
                 added_by: Some(admin_id),
-                department_id: *dept,
+                department_id: p.dept,
                 is_active: true,
                 now: now + (done as i64),
             })
@@ -151,5 +185,10 @@ pub async fn seed_demo(state: &AppState, opts: &SeedOptions) -> anyhow::Result<S
         // VACUUM also sets the visibility map, which index-only scans need.
         sqlx::query("VACUUM ANALYZE users").execute(pool).await?;
     }
-    Ok(Seeded { organization_id: org, admin_email, users: total + 1, departments: dept_ids.len() })
+    Ok(Seeded {
+        organization_id: org,
+        admin_email,
+        users: total + 1,
+        departments: dept_ids.len(),
+    })
 }

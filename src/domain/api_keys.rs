@@ -41,6 +41,31 @@ pub async fn create(state: &AppState, me: &Principal, name: &str) -> Result<Crea
     Ok(CreatedKey { row, key })
 }
 
+/// The `create-api-key` command: a key for the admin with this email.
+pub async fn create_for_email(state: &AppState, email: &str, name: &str) -> Result<CreatedKey> {
+    let mut tx = state.db.begin().await?;
+    let user = crate::store::users::find_by_email_key(&mut tx, &super::email_key(email)).await?;
+    tx.commit().await?;
+    let user = user
+        .filter(|u| u.is_active)
+        .ok_or_else(|| Error::field("email", "No active user has this email."))?;
+    let role = super::Role::parse(&user.role).unwrap_or(super::Role::Client);
+    let me = Principal { user, role };
+    if me.admin_organization().is_err() {
+        return Err(Error::field(
+            "email",
+            "API keys belong to organisation admins; this user is not one.",
+        ));
+    }
+    if name.trim().is_empty() || name.chars().count() > 100 {
+        return Err(Error::field(
+            "name",
+            "The name must have 1 to 100 characters.",
+        ));
+    }
+    create(state, &me, name.trim()).await
+}
+
 pub async fn list(state: &AppState, me: &Principal) -> Result<Vec<ApiKeyRow>> {
     let org = me.admin_organization()?;
     let mut tx = state.db.begin().await?;

@@ -48,3 +48,41 @@ pub async fn principal_from_access_token(state: &AppState, token: &str) -> Resul
         .ok_or_else(|| Error::Internal(format!("unknown role {:?}", user.role)))?;
     Ok(Principal { user, role })
 }
+
+/// Resolves a bearer credential of the organisation API: an API key
+/// (`rst_...`), or else a JWT access token. A key acts as the admin who
+/// created it, re-checked like a token: a deactivated or demoted creator,
+/// or a revoked key, fails on the next request.
+pub async fn principal_from_bearer(state: &AppState, token: &str) -> Result<Principal> {
+    if !token.starts_with(super::api_keys::KEY_PREFIX) {
+        return principal_from_access_token(state, token).await;
+    }
+    let hash = super::tokens::sha256_hex(token);
+    let mut tx = state.db.begin().await?;
+    let key = crate::store::api_keys::find_by_hash(&mut tx, &hash)
+        .await?
+        .ok_or_else(|| AuthError::InvalidAccessToken("Token is invalid".into()))?;
+    let user = users::find_by_id(&mut tx, key.user_id)
+        .await?
+        .ok_or(AuthError::UserNotFound)?;
+    if !user.is_active {
+        return Err(AuthError::UserInactive.into());
+    }
+    if user.organization_id != Some(key.organization_id) {
+        return Err(AuthError::InvalidAccessToken("Token is invalid".into()).into());
+    }
+    tx.commit().await?;
+    // Recording use at most once a minute keeps reads from writing on every call.
+    let now = super::now_micros();
+    if key
+        .last_used_at
+        .is_none_or(|t| now - t > 60 * super::MICROS_PER_SEC)
+    {
+        let mut tx = state.db.begin_write().await?;
+        crate::store::api_keys::touch(&mut tx, key.id, now).await?;
+        tx.commit().await?;
+    }
+    let role = Role::parse(&user.role)
+        .ok_or_else(|| Error::Internal(format!("unknown role {:?}", user.role)))?;
+    Ok(Principal { user, role })
+}

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod company;
 pub mod email;
 pub mod error;
+pub mod organisation;
 pub mod passwords;
 pub mod rate_limit;
 pub mod tokens;

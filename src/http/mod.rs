@@ -8,6 +8,8 @@ pub mod company;
 pub mod drf;
 pub mod drf_list;
 pub mod health;
+pub mod laravel;
+pub mod org_api;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -33,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::routes())
         .merge(accounts::routes())
         .merge(company::routes())
+        .merge(org_api::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone())
@@ -53,16 +56,29 @@ pub fn router(state: AppState) -> Router {
         ))
 }
 
-async fn not_found() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        axum::Json(json!({"detail": "Not found."})),
-    )
-        .into_response()
+/// Which dialect owns a path, for the bodies of 404 and 405.
+fn owned_by_org_api(path: &str) -> bool {
+    org_api::PREFIXES
+        .iter()
+        .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+}
+
+async fn not_found(req: Request) -> Response {
+    let body = if owned_by_org_api(req.uri().path()) {
+        json!({"message": "Not Found"})
+    } else {
+        json!({"detail": "Not found."})
+    };
+    (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
 }
 
 async fn method_not_allowed(req: Request) -> Response {
-    let body = json!({"detail": format!("Method \"{}\" not allowed.", req.method())});
+    let method = req.method();
+    let body = if owned_by_org_api(req.uri().path()) {
+        json!({"message": format!("The {method} method is not supported for this route.")})
+    } else {
+        json!({"detail": format!("Method \"{method}\" not allowed.")})
+    };
     (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
 }
 

@@ -7,9 +7,12 @@
 //! `docs/persistence.md` for why this beats `sqlx::Any` and an ORM here).
 
 pub mod api_keys;
+pub mod custom_fields;
 pub mod departments;
 pub mod organizations;
 pub mod outbox;
+pub mod people;
+pub mod programs;
 pub mod query;
 pub mod rate_limits;
 pub mod refresh_tokens;

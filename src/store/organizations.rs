@@ -2,6 +2,24 @@
 
 use super::{StoreResult, Tx, on_tx};
 
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OrganizationRow {
+    pub id: i64,
+    pub name: String,
+    pub subdomain: String,
+    pub url_home: Option<String>,
+    pub created_at: i64,
+}
+
+pub async fn find(tx: &mut Tx, id: i64) -> StoreResult<Option<OrganizationRow>> {
+    const SQL: &str =
+        "SELECT id, name, subdomain, url_home, created_at FROM organizations WHERE id = $1";
+    Ok(on_tx!(tx, |c| sqlx::query_as(SQL)
+        .bind(id)
+        .fetch_optional(c)
+        .await?))
+}
+
 pub async fn insert(tx: &mut Tx, name: &str, subdomain: &str, now: i64) -> StoreResult<i64> {
     const SQL: &str = "INSERT INTO organizations (name, subdomain, created_at, updated_at) \
          VALUES ($1, $2, $3, $3) RETURNING id";

@@ -63,7 +63,11 @@ pub fn order_by<S: AsRef<str>>(fields: impl Iterator<Item = (S, bool)>, id: &str
     let mut parts = Vec::new();
     let mut last_desc = false;
     for (column, desc) in fields {
-        parts.push(format!("{}{}", column.as_ref(), if desc { " DESC" } else { "" }));
+        parts.push(format!(
+            "{}{}",
+            column.as_ref(),
+            if desc { " DESC" } else { "" }
+        ));
         last_desc = desc;
     }
     if !parts.iter().any(|p| p == id || p == &format!("{id} DESC")) {
@@ -105,7 +109,10 @@ where
 
 pub async fn execute(tx: &mut Tx, sql: &Sql) -> StoreResult<u64> {
     let text = sqlx::AssertSqlSafe(sql.text.clone());
-    Ok(on_tx!(tx, |c| bind_all!(sqlx::query(text), &sql.args).execute(c).await?.rows_affected()))
+    Ok(on_tx!(tx, |c| bind_all!(sqlx::query(text), &sql.args)
+        .execute(c)
+        .await?
+        .rows_affected()))
 }
 
 pub async fn fetch_count(tx: &mut Tx, sql: &Sql) -> StoreResult<i64> {

@@ -94,7 +94,9 @@ pub async fn update(
 /// The ids (and `extra` columns) of every matching member: organisation,
 /// team roles, and each search term matching first name, last name or email.
 fn matching(org: i64, terms: &[String], pg: bool, extra: &str) -> Sql {
-    let mut sql = Sql::new(&format!("SELECT u.id{extra} FROM users u WHERE u.role IN {TEAM_ROLES}"));
+    let mut sql = Sql::new(&format!(
+        "SELECT u.id{extra} FROM users u WHERE u.role IN {TEAM_ROLES}"
+    ));
     if !pg && terms.iter().any(|t| t.chars().count() >= 3) {
         // Driven by the FTS matches: `+` keeps SQLite from probing the
         // organisation index once per match instead of reading the row.
@@ -117,8 +119,13 @@ fn matching(org: i64, terms: &[String], pg: bool, extra: &str) -> Sql {
         } else {
             // Trigrams cannot serve 1-2 characters: scan the organisation.
             let pattern = Arg::Text(like_pattern(term));
-            sql.push(" AND (u.first_name LIKE ").bind(pattern.clone()).push(" ESCAPE '\\' OR u.last_name LIKE ");
-            sql.bind(pattern.clone()).push(" ESCAPE '\\' OR u.email LIKE ").bind(pattern).push(" ESCAPE '\\')");
+            sql.push(" AND (u.first_name LIKE ")
+                .bind(pattern.clone())
+                .push(" ESCAPE '\\' OR u.last_name LIKE ");
+            sql.bind(pattern.clone())
+                .push(" ESCAPE '\\' OR u.email LIKE ")
+                .bind(pattern)
+                .push(" ESCAPE '\\')");
         }
     }
     sql
@@ -128,16 +135,24 @@ fn matching(org: i64, terms: &[String], pg: bool, extra: &str) -> Sql {
 /// trigger-maintained `user_counts`, not from counting rows.
 pub async fn count(tx: &mut Tx, org: i64, terms: &[String]) -> StoreResult<i64> {
     if terms.is_empty() {
-        let mut sql = Sql::new("SELECT COALESCE(SUM(n), 0) FROM user_counts WHERE organization_id = ");
-        sql.bind(Arg::Int(org)).push(" AND role IN ").push(TEAM_ROLES);
+        let mut sql =
+            Sql::new("SELECT COALESCE(SUM(n), 0) FROM user_counts WHERE organization_id = ");
+        sql.bind(Arg::Int(org))
+            .push(" AND role IN ")
+            .push(TEAM_ROLES);
         if tx.is_postgres() {
             // SUM of BIGINT is NUMERIC on PostgreSQL.
-            sql.text = sql.text.replace("COALESCE(SUM(n), 0)", "COALESCE(SUM(n), 0)::BIGINT");
+            sql.text = sql
+                .text
+                .replace("COALESCE(SUM(n), 0)", "COALESCE(SUM(n), 0)::BIGINT");
         }
         return query::fetch_count(tx, &sql).await;
     }
     let ids = matching(org, terms, tx.is_postgres(), "");
-    let sql = Sql { text: format!("SELECT COUNT(*) FROM ({}) m", ids.text), args: ids.args };
+    let sql = Sql {
+        text: format!("SELECT COUNT(*) FROM ({}) m", ids.text),
+        args: ids.args,
+    };
     query::fetch_count(tx, &sql).await
 }
 
@@ -158,7 +173,13 @@ pub async fn list(
     let order_by = query::order_by(order.iter().map(|(o, desc)| (o.sort_key(pg), *desc)), "id");
     let mut sql = if terms.is_empty() {
         let ids = matching(org, terms, pg, "");
-        Sql { text: format!("SELECT {COLUMNS} FROM users u WHERE u.id IN ({}{order_by}", ids.text), args: ids.args }
+        Sql {
+            text: format!(
+                "SELECT {COLUMNS} FROM users u WHERE u.id IN ({}{order_by}",
+                ids.text
+            ),
+            args: ids.args,
+        }
     } else {
         let mut extra = String::new();
         for (o, _) in order {
@@ -175,7 +196,11 @@ pub async fn list(
             args: ids.args,
         }
     };
-    sql.push(" LIMIT ").bind(Arg::Int(limit)).push(" OFFSET ").bind(Arg::Int(offset)).push(")");
+    sql.push(" LIMIT ")
+        .bind(Arg::Int(limit))
+        .push(" OFFSET ")
+        .bind(Arg::Int(offset))
+        .push(")");
     sql.push(&order_by);
     query::fetch_all(tx, &sql).await
 }

@@ -225,12 +225,31 @@ pub async fn insert_many(tx: &mut Tx, users: &[NewUser<'_>]) -> StoreResult<()> 
             sql.push(", ");
         }
         let opt = |v: Option<i64>| v.map(Arg::Int).unwrap_or(Arg::Null);
-        sql.push("(").bind(Arg::Text(u.email.into())).push(", ").bind(Arg::Text(u.email_key.into()));
-        sql.push(", ").bind(Arg::Text(u.password.into())).push(", ").bind(Arg::Text(u.first_name.into()));
-        sql.push(", ").bind(Arg::Text(u.last_name.into())).push(", ").bind(Arg::Text(u.role.into()));
-        sql.push(", ").bind(opt(u.organization_id)).push(", ").bind(opt(u.added_by));
-        sql.push(", ").bind(opt(u.department_id)).push(", ").bind(Arg::Bool(u.is_active));
-        sql.push(", ").bind(Arg::Int(u.now)).push(", ").bind(Arg::Int(u.now)).push(")");
+        sql.push("(")
+            .bind(Arg::Text(u.email.into()))
+            .push(", ")
+            .bind(Arg::Text(u.email_key.into()));
+        sql.push(", ")
+            .bind(Arg::Text(u.password.into()))
+            .push(", ")
+            .bind(Arg::Text(u.first_name.into()));
+        sql.push(", ")
+            .bind(Arg::Text(u.last_name.into()))
+            .push(", ")
+            .bind(Arg::Text(u.role.into()));
+        sql.push(", ")
+            .bind(opt(u.organization_id))
+            .push(", ")
+            .bind(opt(u.added_by));
+        sql.push(", ")
+            .bind(opt(u.department_id))
+            .push(", ")
+            .bind(Arg::Bool(u.is_active));
+        sql.push(", ")
+            .bind(Arg::Int(u.now))
+            .push(", ")
+            .bind(Arg::Int(u.now))
+            .push(")");
     }
     super::query::execute(tx, &sql).await?;
     Ok(())

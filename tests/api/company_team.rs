@@ -420,20 +420,37 @@ async fn seed_demo_builds_an_organisation_the_admin_can_browse() {
     let (token, _) = app.login("admin@demo.example", "Demo-Pass-2024!").await;
     let team = app.get("/api/myTeams/", Some(&token)).await;
     assert_eq!(team.body["count"], 1203);
-    let garcias = app.get("/api/myTeams/?search=garcia&page_size=100", Some(&token)).await;
+    let garcias = app
+        .get("/api/myTeams/?search=garcia&page_size=100", Some(&token))
+        .await;
     let count = garcias.body["count"].as_i64().unwrap();
-    assert!((1..=60).contains(&count), "about 1% are Garcias, got {count}");
+    assert!(
+        (1..=60).contains(&count),
+        "about 1% are Garcias, got {count}"
+    );
     for member in garcias.body["results"].as_array().unwrap() {
-        let text = format!("{} {} {}", member["first_name"], member["last_name"], member["email"]).to_lowercase();
+        let text = format!(
+            "{} {} {}",
+            member["first_name"], member["last_name"], member["email"]
+        )
+        .to_lowercase();
         assert!(text.contains("garcia"), "{text}");
     }
     let depts = app.get("/api/departments/", Some(&token)).await;
     assert_eq!(depts.body["count"], 3);
-    assert_eq!(app.scalar_i64("SELECT COUNT(*) FROM coach_profiles").await, 2);
+    assert_eq!(
+        app.scalar_i64("SELECT COUNT(*) FROM coach_profiles").await,
+        2
+    );
     // Seeding twice is refused rather than duplicated.
     assert!(roster::seed::seed_demo(&app.state, &opts).await.is_err());
     // Seeded members can log in with the shared password.
-    let first = app.get("/api/myTeams/?ordering=-id&page_size=1", Some(&token)).await;
-    let email = first.body["results"][0]["email"].as_str().unwrap().to_string();
+    let first = app
+        .get("/api/myTeams/?ordering=-id&page_size=1", Some(&token))
+        .await;
+    let email = first.body["results"][0]["email"]
+        .as_str()
+        .unwrap()
+        .to_string();
     app.login(&email, "Demo-Pass-2024!").await;
 }

@@ -129,6 +129,38 @@ impl TestApp {
         read(req.send().await.expect("request failed")).await
     }
 
+    /// Sends a request to the organisation API with `Authorization: Bearer`.
+    pub async fn bearer(
+        &self,
+        method: Method,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req = self
+            .client
+            .request(method, self.url(path))
+            .header("authorization", format!("Bearer {key}"));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        read(req.send().await.expect("request failed")).await
+    }
+
+    /// An organisation admin and an API key of theirs: `(admin id, access, key)`.
+    pub async fn org_admin_with_key(&self, email: &str) -> (i64, String, String) {
+        let (id, access, _) = self.active_user(email, "Admin").await;
+        let reply = self
+            .post(
+                "/api/auth/api-keys/",
+                Some(&access),
+                json!({"name": "integration"}),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        (id, access, reply.body["key"].as_str().unwrap().to_string())
+    }
+
     pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
         self.send(Method::GET, path, token, None).await
     }

@@ -13,3 +13,4 @@ mod company_departments;
 mod company_team;
 mod infra;
 mod mail;
+mod org_api;
