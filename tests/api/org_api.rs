@@ -89,9 +89,8 @@ async fn the_api_refuses_missing_bad_and_revoked_credentials() {
     let keys = app.get("/api/auth/api-keys/", Some(&access)).await;
     let key_id = keys.body[0]["id"].as_i64().unwrap();
     assert_eq!(get(&app, &key, "/me").await.status, 200);
-    assert_eq!(
-        app.get("/api/auth/api-keys/", Some(&access)).await.body[0]["last_used_at"].is_string(),
-        true
+    assert!(
+        app.get("/api/auth/api-keys/", Some(&access)).await.body[0]["last_used_at"].is_string()
     );
     assert_eq!(
         app.delete(
