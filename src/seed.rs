@@ -184,6 +184,9 @@ pub async fn seed_demo(state: &AppState, opts: &SeedOptions) -> anyhow::Result<S
         // Fresh statistics, so the planner knows the new table sizes.
         // VACUUM also sets the visibility map, which index-only scans need.
         sqlx::query("VACUUM ANALYZE users").execute(pool).await?;
+        sqlx::query("VACUUM ANALYZE user_counts")
+            .execute(pool)
+            .await?;
     }
     Ok(Seeded {
         organization_id: org,

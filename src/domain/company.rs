@@ -163,6 +163,27 @@ pub async fn list_team(
 ) -> Result<Page<MemberRow>> {
     let org = me.admin_organization()?;
     let mut tx = state.db.begin().await?;
+    // A searched page carries the number of matches, so the usual request
+    // (a numbered page that exists) needs one pass over the matches.
+    if let PageNumber::Number(n) = req.page
+        && n >= 1
+        && !req.terms.is_empty()
+    {
+        let offset = (n - 1) * req.page_size;
+        let rows = team::list(&mut tx, org, &req.terms, &req.order, req.page_size, offset).await?;
+        let count = match rows.first().and_then(|r| r.total) {
+            Some(total) => total,
+            None => team::count(&mut tx, org, &req.terms).await?,
+        };
+        tx.commit().await?;
+        let (number, last, _) = locate(count, req.page, req.page_size)?;
+        return Ok(Page {
+            count,
+            number,
+            last,
+            rows,
+        });
+    }
     let count = team::count(&mut tx, org, &req.terms).await?;
     let (number, last, offset) = locate(count, req.page, req.page_size)?;
     let rows = team::list(&mut tx, org, &req.terms, &req.order, req.page_size, offset).await?;

@@ -16,6 +16,9 @@ pub struct MemberRow {
     pub added_by: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// How many members match, when the query asked for it (search pages).
+    #[sqlx(default)]
+    pub total: Option<i64>,
 }
 
 const COLUMNS: &str = "u.id, u.email, u.first_name, u.last_name, u.role, u.organization_id, \
@@ -188,9 +191,12 @@ pub async fn list(
             }
         }
         let ids = matching(org, terms, pg, &extra);
+        // The matches are collected once and serve both the page and the
+        // count (the caller needs no second pass over them).
         Sql {
             text: format!(
-                "WITH m AS MATERIALIZED ({}) SELECT {COLUMNS} FROM users u WHERE u.id IN (SELECT id FROM m{order_by}",
+                "WITH m AS MATERIALIZED ({}) SELECT {COLUMNS}, (SELECT COUNT(*) FROM m) AS total \
+                 FROM users u WHERE u.id IN (SELECT id FROM m{order_by}",
                 ids.text
             ),
             args: ids.args,
