@@ -382,12 +382,28 @@ async fn team_ordering_and_pagination_keep_search_in_links() {
         .collect();
     assert_eq!(lasts, ["Adams"]);
     assert_eq!(last.body["next"], Value::Null);
-    let past = app.get("/api/myTeams/?search=team.org&page_size=2&page=4", Some(&token)).await;
+    let past = app
+        .get(
+            "/api/myTeams/?search=team.org&page_size=2&page=4",
+            Some(&token),
+        )
+        .await;
     assert_reply(&past, 404, json!({"detail": "Invalid page."}));
-    let last_by_name = app.get("/api/myTeams/?search=team.org&page_size=2&page=last", Some(&token)).await;
+    let last_by_name = app
+        .get(
+            "/api/myTeams/?search=team.org&page_size=2&page=last",
+            Some(&token),
+        )
+        .await;
     assert_eq!(last_by_name.body["results"].as_array().unwrap().len(), 1);
-    let empty = app.get("/api/myTeams/?search=nobody-here", Some(&token)).await;
-    assert_reply(&empty, 200, json!({"count": 0, "next": null, "previous": null, "results": []}));
+    let empty = app
+        .get("/api/myTeams/?search=nobody-here", Some(&token))
+        .await;
+    assert_reply(
+        &empty,
+        200,
+        json!({"count": 0, "next": null, "previous": null, "results": []}),
+    );
     // Ties on last_name break on id, in the same direction.
     let adams = app
         .get(
