@@ -1,0 +1,9 @@
+-- POST /api/departments/ with a name unique to this thread and request.
+local auth = os.getenv("AUTH")
+local counter = 0
+local thread_id = tostring(math.random(1, 1e9))
+request = function()
+  counter = counter + 1
+  local body = '{"name":"Bench ' .. thread_id .. '-' .. counter .. '"}'
+  return wrk.format("POST", nil, {["Authorization"] = auth, ["Content-Type"] = "application/json"}, body)
+end

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Roster side by side with Django REST Framework + Djoser + SimpleJWT (the
+# peer in ../shared/peer/django) and a bare axum handler, on loopback, in one
+# run. Writes bench/RESULTS.md. See bench/README.md.
+#
+#   bench/run.sh                      # 100,000 team members, 10 s per scenario
+#   MEMBERS=1000000 bench/run.sh      # the large dataset
+#   DURATION=5 CONNECTIONS=16 bench/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+MEMBERS=${MEMBERS:-100000}
+DEPARTMENTS=${DEPARTMENTS:-1000}
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-32}
+WORK=${WORK:-$ROOT/bench/work}
+PEER=${PEER:-$ROOT/../shared/peer/django}
+PASSWORD='Bench-Pass-2024!'
+SURNAME=${SURNAME:-garcia}
+OUT=$WORK/results-$MEMBERS.txt
+mkdir -p "$WORK"
+: > "$OUT"
+
+# Two cores: the server gets one, the load generator the other.
+if [[ $(nproc) -ge 2 ]]; then SERVER_CPUS=1; LOAD_CPUS=0; else SERVER_CPUS=0; LOAD_CPUS=0; fi
+pin_server() { taskset -c "$SERVER_CPUS" "$@"; }
+
+log() { printf '\n==> %s\n' "$*" >&2; }
+
+if ! command -v wrk >/dev/null 2>&1; then
+  log "installing wrk"
+  apt-get update -qq && apt-get install -y -qq wrk
+fi
+
+log "building the release binaries"
+cargo build --release --locked --bin roster --example bare_axum
+
+wait_up() { # url
+  for _ in $(seq 1 600); do curl -sf -o /dev/null "$1" && return 0; sleep 0.5; done
+  echo "server at $1 did not come up" >&2; return 1
+}
+
+# Peak resident memory of a process tree, sampled until the file STOP appears.
+sample_memory() { # root-pid out-file
+  local root=$1 out=$2 peak=0
+  while [[ ! -e "$out.stop" ]]; do
+    local pids total=0
+    pids="$root $(pgrep -P "$root" 2>/dev/null | tr '\n' ' ')"
+    for p in $pids; do
+      local kb
+      kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
+      total=$((total + ${kb:-0}))
+    done
+    (( total > peak )) && peak=$total
+    echo "$peak" > "$out"
+    sleep 0.2
+  done
+}
+
+run_wrk() { # server scenario script url [env...]
+  local server=$1 scenario=$2 script=$3 url=$4
+  shift 4
+  local combined
+  combined=$(mktemp)
+  cat "$ROOT/bench/lua/$script" "$ROOT/bench/lua/report.lua" > "$combined"
+  local line
+  line=$(env "$@" taskset -c "$LOAD_CPUS" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s -s "$combined" "$url" | grep '^RESULT' || true)
+  rm -f "$combined"
+  echo "$server $scenario ${line#RESULT }" | tee -a "$OUT" >&2
+}
+
+login() { # base email -> access token
+  curl -s "$1/api/auth/jwt/create/" -H 'content-type: application/json' \
+    -d "{\"email\":\"$2\",\"password\":\"$PASSWORD\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access"])'
+}
+
+scenarios() { # server base token
+  local server=$1 base=$2 token=$3
+  local auth="JWT $token"
+  run_wrk "$server" me get.lua "$base/api/auth/users/me/" AUTH="$auth"
+  run_wrk "$server" departments_page2 get.lua "$base/api/departments/?page=2" AUTH="$auth"
+  run_wrk "$server" team_search get.lua "$base/api/myTeams/?search=$SURNAME" AUTH="$auth"
+  run_wrk "$server" team_deep_ordering get.lua "$base/api/myTeams/?ordering=-last_name&page=50" AUTH="$auth"
+  run_wrk "$server" jwt_verify post_json.lua "$base/api/auth/jwt/verify/" BODY="{\"token\":\"$token\"}"
+  run_wrk "$server" create_department post_department.lua "$base/api/departments/" AUTH="$auth"
+  run_wrk "$server" jwt_create post_json.lua "$base/api/auth/jwt/create/" BODY="{\"email\":\"$4\",\"password\":\"$PASSWORD\"}"
+}
+
+# --- Roster ---------------------------------------------------------------------
+ROSTER_DIR=$WORK/roster-$MEMBERS
+if [[ ! -e "$ROSTER_DIR/.seeded" ]]; then
+  log "seeding Roster: $MEMBERS members, $DEPARTMENTS departments"
+  rm -rf "$ROSTER_DIR" && mkdir -p "$ROSTER_DIR"
+  ROSTER_DATA_DIR=$ROSTER_DIR ROSTER_LOG=warn target/release/roster seed-demo \
+    --members "$MEMBERS" --departments "$DEPARTMENTS" --coaches 0 --password "$PASSWORD" --domain bench.example
+  touch "$ROSTER_DIR/.seeded"
+fi
+log "Roster"
+ROSTER_DATA_DIR=$ROSTER_DIR ROSTER_LISTEN=127.0.0.1:8300 ROSTER_LOG=warn \
+  ROSTER_LOGIN_RATE_PER_MINUTE=100000000 ROSTER_LOGIN_FAILURES_PER_ACCOUNT=100000000 \
+  ROSTER_ACCESS_TOKEN_LIFETIME=3600 pin_server target/release/roster serve &
+ROSTER_PID=$!
+wait_up http://127.0.0.1:8300/healthz
+sample_memory "$ROSTER_PID" "$WORK/mem-roster" &
+TOKEN=$(login http://127.0.0.1:8300 admin@bench.example)
+scenarios roster http://127.0.0.1:8300 "$TOKEN" admin@bench.example
+touch "$WORK/mem-roster.stop"; sleep 0.5
+echo "roster peak_rss_kb=$(cat "$WORK/mem-roster")" | tee -a "$OUT" >&2
+kill "$ROSTER_PID"; wait "$ROSTER_PID" 2>/dev/null || true
+rm -f "$WORK/mem-roster.stop"
+
+# --- the ceiling: a bare axum handler -------------------------------------------------
+log "bare axum"
+pin_server target/release/examples/bare_axum 127.0.0.1:8302 &
+BARE_PID=$!
+wait_up http://127.0.0.1:8302/
+sample_memory "$BARE_PID" "$WORK/mem-bare" &
+run_wrk bare json get.lua http://127.0.0.1:8302/ AUTH=
+touch "$WORK/mem-bare.stop"; sleep 0.5
+echo "bare peak_rss_kb=$(cat "$WORK/mem-bare")" | tee -a "$OUT" >&2
+kill "$BARE_PID"; wait "$BARE_PID" 2>/dev/null || true
+rm -f "$WORK/mem-bare.stop"
+
+# --- Django REST Framework + Djoser (gunicorn, 2 x cores + 1 sync workers) ------------
+if [[ -x "$PEER/run.sh" ]] && command -v python3 >/dev/null 2>&1; then
+  log "Django peer ($PEER)"
+  DJANGO_DIR=$WORK/django
+  if [[ ! -d "$DJANGO_DIR" ]]; then cp -r "$PEER" "$DJANGO_DIR"; chmod -R u+w "$DJANGO_DIR"; fi
+  SQLITE_PATH=$WORK/django-$MEMBERS.sqlite3
+  SEED=""
+  [[ -e "$SQLITE_PATH.seeded" ]] || SEED="--companies 1 --departments $DEPARTMENTS --members $MEMBERS --password $PASSWORD --reset"
+  SQLITE_PATH=$SQLITE_PATH PORT=8301 SEED="$SEED" pin_server "$DJANGO_DIR/run.sh" &
+  DJANGO_PID=$!
+  wait_up http://127.0.0.1:8301/api/auth/jwt/create/ || true
+  touch "$SQLITE_PATH.seeded"
+  sample_memory "$DJANGO_PID" "$WORK/mem-django" &
+  TOKEN=$(login http://127.0.0.1:8301 admin1@example.com)
+  scenarios django http://127.0.0.1:8301 "$TOKEN" admin1@example.com
+  touch "$WORK/mem-django.stop"; sleep 0.5
+  echo "django peak_rss_kb=$(cat "$WORK/mem-django")" | tee -a "$OUT" >&2
+  kill "$DJANGO_PID"; wait "$DJANGO_PID" 2>/dev/null || true
+  rm -f "$WORK/mem-django.stop"
+else
+  echo "django skipped: no peer at $PEER (set PEER=...)" | tee -a "$OUT" >&2
+fi
+
+log "writing bench/RESULTS.md"
+python3 "$ROOT/bench/report.py" "$OUT" "$MEMBERS" "$DURATION" "$CONNECTIONS" > "$ROOT/bench/RESULTS.md"
+cat "$ROOT/bench/RESULTS.md"
