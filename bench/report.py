@@ -44,7 +44,7 @@ print(f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UT
 print(f"- Machine: {platform.machine()}, {cpu}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores")
 print(f"- Dataset: 1 company, 1,000 departments, {int(members):,} team members; SQLite for both Roster and Django")
 print(f"- Load: wrk, 1 thread, {connections} connections, {duration} s per scenario, pinned to CPU 0; each server pinned to CPU 1")
-print("- Django: the peer in `shared/peer/django` (Django 5.2, DRF 3.18, Djoser, SimpleJWT) under gunicorn, 5 sync workers")
+print("- Django: the peer in `shared/peer/django` (Django 5.2, DRF 3.18, Djoser, SimpleJWT) under gunicorn with its default 2 x cores + 1 sync workers; pinned to one core, that is 3 workers")
 print("- Ceiling: a bare axum handler answering a small JSON body (`examples/bare_axum.rs`)\n")
 print("| scenario | Roster req/s | p50 ms | p99 ms | errors | Django req/s | p50 ms | p99 ms | Roster / Django | Roster / ceiling |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")

@@ -24,7 +24,8 @@ mkdir -p "$WORK"
 
 # Two cores: the server gets one, the load generator the other.
 if [[ $(nproc) -ge 2 ]]; then SERVER_CPUS=1; LOAD_CPUS=0; else SERVER_CPUS=0; LOAD_CPUS=0; fi
-pin_server() { taskset -c "$SERVER_CPUS" "$@"; }
+# Always started in the background: `exec` makes `$!` the server itself.
+pin_server() { exec taskset -c "$SERVER_CPUS" "$@"; }
 
 log() { printf '\n==> %s\n' "$*" >&2; }
 
@@ -36,18 +37,25 @@ fi
 log "building the release binaries"
 cargo build --release --locked --bin roster --example bare_axum
 
-wait_up() { # url
-  for _ in $(seq 1 600); do curl -sf -o /dev/null "$1" && return 0; sleep 0.5; done
+wait_up() { # url: any HTTP answer will do
+  for _ in $(seq 1 600); do
+    [[ $(curl -s -o /dev/null -w '%{http_code}' "$1") != 000 ]] && return 0
+    sleep 0.5
+  done
   echo "server at $1 did not come up" >&2; return 1
+}
+
+descendants() { # pid: the pid and every process below it
+  echo "$1"
+  for child in $(pgrep -P "$1" 2>/dev/null); do descendants "$child"; done
 }
 
 # Peak resident memory of a process tree, sampled until the file STOP appears.
 sample_memory() { # root-pid out-file
   local root=$1 out=$2 peak=0
   while [[ ! -e "$out.stop" ]]; do
-    local pids total=0
-    pids="$root $(pgrep -P "$root" 2>/dev/null | tr '\n' ' ')"
-    for p in $pids; do
+    local total=0
+    for p in $(descendants "$root"); do
       local kb
       kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
       total=$((total + ${kb:-0}))
@@ -97,7 +105,10 @@ if [[ ! -e "$ROSTER_DIR/.seeded" ]]; then
   touch "$ROSTER_DIR/.seeded"
 fi
 log "Roster"
-ROSTER_DATA_DIR=$ROSTER_DIR ROSTER_LISTEN=127.0.0.1:8300 ROSTER_LOG=warn \
+# Every run starts from the seeded data as it was (writes of earlier runs gone).
+RUN_DIR=$WORK/roster-run
+rm -rf "$RUN_DIR" && cp -r "$ROSTER_DIR" "$RUN_DIR"
+ROSTER_DATA_DIR=$RUN_DIR ROSTER_LISTEN=127.0.0.1:8300 ROSTER_LOG=warn \
   ROSTER_LOGIN_RATE_PER_MINUTE=100000000 ROSTER_LOGIN_FAILURES_PER_ACCOUNT=100000000 \
   ROSTER_ACCESS_TOKEN_LIFETIME=3600 pin_server target/release/roster serve &
 ROSTER_PID=$!
@@ -127,13 +138,21 @@ if [[ -x "$PEER/run.sh" ]] && command -v python3 >/dev/null 2>&1; then
   log "Django peer ($PEER)"
   DJANGO_DIR=$WORK/django
   if [[ ! -d "$DJANGO_DIR" ]]; then cp -r "$PEER" "$DJANGO_DIR"; chmod -R u+w "$DJANGO_DIR"; fi
-  SQLITE_PATH=$WORK/django-$MEMBERS.sqlite3
-  SEED=""
-  [[ -e "$SQLITE_PATH.seeded" ]] || SEED="--companies 1 --departments $DEPARTMENTS --members $MEMBERS --password $PASSWORD --reset"
-  SQLITE_PATH=$SQLITE_PATH PORT=8301 SEED="$SEED" pin_server "$DJANGO_DIR/run.sh" &
+  SEEDED_DB=$WORK/django-$MEMBERS.sqlite3
+  if [[ ! -e "$SEEDED_DB.seeded" ]]; then
+    log "seeding Django: $MEMBERS members, $DEPARTMENTS departments"
+    SQLITE_PATH=$SEEDED_DB PORT=8301 \
+      SEED="--companies 1 --departments $DEPARTMENTS --members $MEMBERS --password $PASSWORD --reset" \
+      pin_server "$DJANGO_DIR/run.sh" &
+    SEED_PID=$!
+    wait_up http://127.0.0.1:8301/api/auth/jwt/create/
+    kill "$SEED_PID"; wait "$SEED_PID" 2>/dev/null || true
+    touch "$SEEDED_DB.seeded"
+  fi
+  cp "$SEEDED_DB" "$WORK/django-run.sqlite3"
+  SQLITE_PATH=$WORK/django-run.sqlite3 PORT=8301 SEED="" pin_server "$DJANGO_DIR/run.sh" &
   DJANGO_PID=$!
-  wait_up http://127.0.0.1:8301/api/auth/jwt/create/ || true
-  touch "$SQLITE_PATH.seeded"
+  wait_up http://127.0.0.1:8301/api/auth/jwt/create/
   sample_memory "$DJANGO_PID" "$WORK/mem-django" &
   TOKEN=$(login http://127.0.0.1:8301 admin1@example.com)
   scenarios django http://127.0.0.1:8301 "$TOKEN" admin1@example.com

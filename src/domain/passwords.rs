@@ -6,7 +6,6 @@ use std::sync::{Arc, LazyLock};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use tokio::sync::Semaphore;
 
 use super::{Error, Result};
 use crate::config::Config;
@@ -126,56 +125,104 @@ fn quick_ratio(a: &str, b: &str) -> f64 {
     2.0 * matches as f64 / total as f64
 }
 
-/// Hashes and verifies passwords on the blocking pool, at most
-/// `concurrency` at a time: each argon2id hash holds 19 MiB and ~40 ms of a
-/// core, so a login flood queues here instead of starving other requests.
+/// Hashes and verifies passwords on a few dedicated threads (one per
+/// core by default): each argon2id hash holds 19 MiB and ~40 ms of a core,
+/// so a login flood queues here instead of starving the async workers, and
+/// only these threads ever hold hashing memory (tokio's blocking pool would
+/// spread it over many threads' allocator arenas).
 #[derive(Clone)]
 pub struct Hasher {
-    permits: Arc<Semaphore>,
+    jobs: std::sync::mpsc::SyncSender<Job>,
     /// A real hash of a random password, verified against when the email is
     /// unknown so that a miss costs the same time as a wrong password.
     dummy: Arc<String>,
+}
+
+enum Job {
+    Hash(String, tokio::sync::oneshot::Sender<Result<String>>),
+    Verify(String, String, tokio::sync::oneshot::Sender<bool>),
 }
 
 /// The stored value of a user who cannot log in with a password.
 pub const UNUSABLE_PASSWORD: &str = "!";
 
 impl Hasher {
-    pub fn new(concurrency: usize) -> Self {
+    pub fn new(threads: usize) -> Self {
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(1024);
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        for n in 0..threads.max(1) {
+            let queue = Arc::clone(&queue);
+            let spawned = std::thread::Builder::new()
+                .name(format!("roster-hash-{n}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only while taking a job, not while hashing.
+                        let job = match queue.lock() {
+                            Ok(q) => q.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(Job::Hash(pw, reply)) => {
+                                let _ = reply.send(hash_now(&pw));
+                            }
+                            Ok(Job::Verify(pw, stored, reply)) => {
+                                let _ = reply.send(verify_now(&pw, &stored));
+                            }
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a password hashing thread");
+            }
+        }
         let random = uuid::Uuid::new_v4().to_string();
         let dummy = hash_now(&random).unwrap_or_default();
         Hasher {
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            jobs,
             dummy: Arc::new(dummy),
         }
     }
 
     pub async fn hash(&self, password: &str) -> Result<String> {
-        let password = password.to_string();
-        self.run(move || hash_now(&password)).await?
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.submit(Job::Hash(password.to_string(), reply)).await?;
+        answer
+            .await
+            .map_err(|_| Error::Internal("password hashing thread stopped".into()))?
     }
 
     /// True when `password` matches `stored`. With `stored == None` (no
     /// such user) it verifies against a dummy hash and returns false.
     pub async fn verify(&self, password: &str, stored: Option<&str>) -> Result<bool> {
-        let password = password.to_string();
         let (stored, real) = match stored {
             Some(s) if s != UNUSABLE_PASSWORD => (s.to_string(), true),
             _ => (self.dummy.as_ref().clone(), false),
         };
-        let ok = self.run(move || verify_now(&password, &stored)).await?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.submit(Job::Verify(password.to_string(), stored, reply))
+            .await?;
+        let ok = answer
+            .await
+            .map_err(|_| Error::Internal("password hashing thread stopped".into()))?;
         Ok(ok && real)
     }
 
-    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))
+    /// Queues a job; when the queue is full, waits for room without
+    /// blocking an async worker.
+    async fn submit(&self, mut job: Job) -> Result<()> {
+        loop {
+            match self.jobs.try_send(job) {
+                Ok(()) => return Ok(()),
+                Err(std::sync::mpsc::TrySendError::Full(back)) => {
+                    job = back;
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+                Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+                    return Err(Error::Internal("password hashing threads stopped".into()));
+                }
+            }
+        }
     }
 }
 

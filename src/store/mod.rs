@@ -142,9 +142,10 @@ impl Db {
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(5))
-                // 32 MiB of page cache per connection (the default is 2 MiB):
-                // index walks over a large team stay in memory.
-                .pragma("cache_size", "-32768");
+                // 8 MiB of page cache per connection (the default is 2 MiB):
+                // hot index pages stay in memory while the whole pool stays
+                // well under 100 MiB; the OS page cache holds the rest.
+                .pragma("cache_size", "-8192");
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(5))
