@@ -11,6 +11,7 @@ CREATE TABLE departments (
     updated_at INTEGER NOT NULL
 );
 CREATE UNIQUE INDEX departments_unique_name ON departments (organization_id, name_key);
+CREATE INDEX departments_id ON departments (organization_id, id);
 CREATE INDEX departments_name ON departments (organization_id, name, id);
 CREATE INDEX departments_created ON departments (organization_id, created_at, id);
 CREATE INDEX departments_updated ON departments (organization_id, updated_at, id);
@@ -21,6 +22,7 @@ CREATE INDEX users_department ON users (department_id);
 -- Every sortable field of a team member, within its organisation. `role`
 -- rides along so that the team filter is checked in the index: paging deep
 -- into a sorted list then never touches the rows it skips.
+CREATE INDEX users_id ON users (organization_id, id, role);
 CREATE INDEX users_first_name ON users (organization_id, first_name, id, role);
 CREATE INDEX users_last_name ON users (organization_id, last_name, id, role);
 CREATE INDEX users_email ON users (organization_id, email, id, role);
