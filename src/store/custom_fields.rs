@@ -76,14 +76,8 @@ pub async fn values_of(tx: &mut Tx, user_ids: &[i64]) -> StoreResult<Vec<ValueRo
         return Ok(Vec::new());
     }
     let mut sql =
-        Sql::new("SELECT user_id, field_id, value FROM custom_field_values WHERE user_id IN (");
-    for (i, id) in user_ids.iter().enumerate() {
-        if i > 0 {
-            sql.push(", ");
-        }
-        sql.bind(Arg::Int(*id));
-    }
-    sql.push(")");
+        Sql::new("SELECT user_id, field_id, value FROM custom_field_values WHERE user_id IN ");
+    sql.bind_list(user_ids.iter().map(|id| Arg::Int(*id)));
     query::fetch_all(tx, &sql).await
 }
 

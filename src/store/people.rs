@@ -46,14 +46,8 @@ fn from_where(org: i64, scope: Scope<'_>, filter: &PeopleFilter, pg: bool) -> Sq
     let mut sql = match scope {
         Scope::Users { roles } => {
             let mut sql = Sql::new(" FROM users u WHERE u.organization_id = ");
-            sql.bind(Arg::Int(org)).push(" AND u.role IN (");
-            for (i, role) in roles.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.bind(Arg::Text(role.to_string()));
-            }
-            sql.push(")");
+            sql.bind(Arg::Int(org)).push(" AND u.role IN ");
+            sql.bind_list(roles.iter().map(|r| Arg::Text(r.to_string())));
             sql
         }
         Scope::Program { program_id } => {
@@ -71,18 +65,8 @@ fn from_where(org: i64, scope: Scope<'_>, filter: &PeopleFilter, pg: bool) -> Sq
         Scope::Program { .. } => "pm.role",
     };
     if let Some(ids) = &filter.ids {
-        if ids.is_empty() {
-            sql.push(" AND 1 = 0");
-        } else {
-            sql.push(" AND u.id IN (");
-            for (i, id) in ids.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.bind(Arg::Int(*id));
-            }
-            sql.push(")");
-        }
+        sql.push(" AND u.id IN ")
+            .bind_list(ids.iter().map(|id| Arg::Int(*id)));
     }
     if let Some(emails) = &filter.emails {
         sql.push(" AND (");
@@ -98,14 +82,8 @@ fn from_where(org: i64, scope: Scope<'_>, filter: &PeopleFilter, pg: bool) -> Sq
         sql.push(")");
     }
     if let Some(roles) = &filter.roles {
-        sql.push(&format!(" AND {role_column} IN ("));
-        for (i, role) in roles.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.bind(Arg::Text(role.clone()));
-        }
-        sql.push(")");
+        sql.push(&format!(" AND {role_column} IN "));
+        sql.bind_list(roles.iter().map(|r| Arg::Text(r.clone())));
     }
     sql
 }

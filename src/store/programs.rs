@@ -41,18 +41,8 @@ fn from_where(org: i64, ids: Option<&[i64]>) -> Sql {
     let mut sql = Sql::new(" FROM programs WHERE organization_id = ");
     sql.bind(Arg::Int(org));
     if let Some(ids) = ids {
-        if ids.is_empty() {
-            sql.push(" AND 1 = 0");
-        } else {
-            sql.push(" AND id IN (");
-            for (i, id) in ids.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.bind(Arg::Int(*id));
-            }
-            sql.push(")");
-        }
+        sql.push(" AND id IN ")
+            .bind_list(ids.iter().map(|id| Arg::Int(*id)));
     }
     sql
 }

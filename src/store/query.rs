@@ -33,6 +33,22 @@ impl Sql {
         self
     }
 
+    /// Appends `($1, $2, ...)` binding each value, for `x IN (...)`. An empty
+    /// list renders `(NULL)`, which matches nothing.
+    pub fn bind_list(&mut self, args: impl IntoIterator<Item = Arg>) -> &mut Self {
+        self.text.push('(');
+        let mut empty = true;
+        for arg in args {
+            if !empty {
+                self.text.push_str(", ");
+            }
+            self.bind(arg);
+            empty = false;
+        }
+        self.text.push_str(if empty { "NULL)" } else { ")" });
+        self
+    }
+
     /// Binds `arg` and appends its placeholder.
     pub fn bind(&mut self, arg: Arg) -> &mut Self {
         self.args.push(arg);
@@ -137,5 +153,10 @@ mod tests {
             .bind(Arg::Text(like_pattern("50%_a\\b")));
         assert_eq!(sql.text, "SELECT 1 WHERE a = $1 AND b LIKE $2");
         assert!(matches!(&sql.args[1], Arg::Text(t) if t == "%50\\%\\_a\\\\b%"));
+        let mut list = Sql::new("x IN ");
+        list.bind_list([Arg::Int(1), Arg::Int(2)])
+            .push(" AND y IN ")
+            .bind_list([]);
+        assert_eq!(list.text, "x IN ($1, $2) AND y IN (NULL)");
     }
 }
