@@ -389,6 +389,11 @@ impl Config {
         }
     }
 
+    /// The scheme of absolute links in responses: that of the public URL.
+    pub fn public_scheme(&self) -> &str {
+        self.public_url.split("://").next().unwrap_or("http")
+    }
+
     pub fn outbox_dir(&self) -> PathBuf {
         self.data_dir.join("outbox")
     }

@@ -9,7 +9,7 @@ use super::error::NON_FIELD;
 use super::passwords::UNUSABLE_PASSWORD;
 use super::rate_limit::{self, Limit};
 use super::tokens::{Purpose, TokenType};
-use super::{AuthError, Error, FieldErrors, MICROS_PER_SEC, Result, Role, now_micros};
+use super::{AuthError, Error, MICROS_PER_SEC, Result, Role, now_micros};
 use crate::app::AppState;
 use crate::store::users::{self, NewUser, UserRow};
 use crate::store::{Tx, organizations, refresh_tokens};
@@ -61,12 +61,7 @@ fn check_new_password(
     retype: &str,
     attrs: &[(&str, &str)],
 ) -> Result<()> {
-    let problems = state.passwords.problems(password, attrs);
-    if !problems.is_empty() {
-        let mut errors = FieldErrors::new();
-        errors.extend(field, problems);
-        return Err(Error::Validation(errors));
-    }
+    state.passwords.check(field, password, attrs)?;
     if password != retype {
         return Err(Error::field(NON_FIELD, PASSWORDS_DIFFER));
     }
@@ -609,12 +604,9 @@ pub async fn create_staff(state: &AppState, email: &str, password: &str) -> Resu
     if !super::looks_like_email(&email) {
         return Err(Error::field("email", "Enter a valid email address."));
     }
-    let problems = state.passwords.problems(password, &[("email", &email)]);
-    if !problems.is_empty() {
-        let mut errors = FieldErrors::new();
-        errors.extend("password", problems);
-        return Err(Error::Validation(errors));
-    }
+    state
+        .passwords
+        .check("password", password, &[("email", &email)])?;
     let hash = state.hasher.hash(password).await?;
     let key = super::email_key(&email);
     let mut tx = state.db.begin_write().await?;

@@ -4,7 +4,7 @@
 
 use super::auth::Principal;
 use super::error::NON_FIELD;
-use super::{Error, FieldErrors, Result, Role, now_micros};
+use super::{Error, Result, Role, now_micros};
 use crate::app::AppState;
 use crate::store::departments::{self, DepartmentOrder, DepartmentRow};
 use crate::store::team::{self, MemberOrder, MemberRow};
@@ -229,19 +229,15 @@ pub async fn create_member(
         ));
     }
     let email = super::normalize_email(&input.email);
-    let problems = state.passwords.problems(
+    state.passwords.check(
+        "password",
         &input.password,
         &[
             ("email", &email),
             ("first name", &input.first_name),
             ("last name", &input.last_name),
         ],
-    );
-    if !problems.is_empty() {
-        let mut errors = FieldErrors::new();
-        errors.extend("password", problems);
-        return Err(Error::Validation(errors));
-    }
+    )?;
     let hash = state.hasher.hash(&input.password).await?;
     let key = super::email_key(&email);
     let now = now_micros();

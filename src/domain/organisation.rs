@@ -153,14 +153,8 @@ pub async fn create_client(
     let (first, last) = split_name(&input.name);
     let hash = match &input.password {
         Some(pw) => {
-            let problems = state
-                .passwords
-                .problems(pw, &[("email", &email), ("name", &input.name)]);
-            if !problems.is_empty() {
-                let mut errors = FieldErrors::new();
-                errors.extend("password", problems);
-                return Err(Error::Validation(errors));
-            }
+            let attrs = [("email", email.as_str()), ("name", input.name.as_str())];
+            state.passwords.check("password", pw, &attrs)?;
             state.hasher.hash(pw).await?
         }
         None => UNUSABLE_PASSWORD.to_string(),

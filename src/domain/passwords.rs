@@ -37,6 +37,18 @@ impl PasswordPolicy {
         }
     }
 
+    /// `Ok` when the password keeps every rule; otherwise the broken rules
+    /// as a validation error on `field`.
+    pub fn check(&self, field: &str, password: &str, attributes: &[(&str, &str)]) -> Result<()> {
+        let problems = self.problems(password, attributes);
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let mut errors = super::FieldErrors::new();
+        errors.extend(field, problems);
+        Err(Error::Validation(errors))
+    }
+
     /// Every rule the password breaks, in Django's order and wording.
     /// `attributes` are the user's (verbose name, value) pairs that the
     /// password must not resemble.

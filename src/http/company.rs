@@ -48,16 +48,6 @@ fn path_id(raw: &str) -> Result<i64, DrfError> {
         .ok_or(DrfError::Domain(Error::NotFound))
 }
 
-/// The scheme of absolute links: that of the configured public URL.
-fn scheme(state: &AppState) -> &str {
-    state
-        .config
-        .public_url
-        .split("://")
-        .next()
-        .unwrap_or("http")
-}
-
 // ---------------------------------------------------------------- departments
 
 fn department_json(d: &DepartmentRow) -> Value {
@@ -93,7 +83,13 @@ async fn list_departments(
     let page = company::list_departments(&state, &me, &req).await?;
     Ok(json_status(
         StatusCode::OK,
-        page_body(&page, &uri, &headers, scheme(&state), department_json),
+        page_body(
+            &page,
+            &uri,
+            &headers,
+            state.config.public_scheme(),
+            department_json,
+        ),
     ))
 }
 
@@ -222,7 +218,13 @@ async fn list_team(
     let page = company::list_team(&state, &me, &req).await?;
     Ok(json_status(
         StatusCode::OK,
-        page_body(&page, &uri, &headers, scheme(&state), member_json),
+        page_body(
+            &page,
+            &uri,
+            &headers,
+            state.config.public_scheme(),
+            member_json,
+        ),
     ))
 }
 

@@ -57,15 +57,6 @@ fn ok(status: StatusCode, body: Value) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-fn scheme(state: &AppState) -> &str {
-    state
-        .config
-        .public_url
-        .split("://")
-        .next()
-        .unwrap_or("http")
-}
-
 /// The User resource, plus `role`, `created_at` and `info` where given.
 fn person_json(p: &PersonRow, role: bool, info: Option<Option<Value>>) -> Value {
     let mut m = Map::new();
@@ -191,7 +182,7 @@ async fn people_page(
             q.per_page,
             uri,
             headers,
-            scheme(state),
+            state.config.public_scheme(),
         ),
     ))
 }
@@ -343,7 +334,7 @@ async fn list_programs(
             q.per_page,
             &uri,
             &headers,
-            scheme(&state),
+            state.config.public_scheme(),
         ),
     ))
 }
