@@ -221,7 +221,7 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 async fn open_state(config: Config) -> anyhow::Result<AppState> {
     let db = open_database(&config).await?;
     let key = secret_key(&config)?;
-    Ok(AppState::new(db, config, &key))
+    AppState::new(db, config, &key)
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

@@ -33,6 +33,19 @@ pub struct Config {
     pub trusted_proxies: Vec<IpAddr>,
     pub max_body_bytes: usize,
     pub max_upload_bytes: usize,
+    /// Largest accepted image, per side and in total pixels (decompression
+    /// bombs declare huge dimensions in a tiny file).
+    pub max_image_side: u32,
+    pub max_image_pixels: u64,
+    /// Lifetime of signed download links, in seconds.
+    pub file_url_lifetime: u64,
+    /// S3-compatible object storage; files stay on local disk under
+    /// `data_dir/files` unless a bucket is set.
+    pub s3_bucket: Option<String>,
+    pub s3_endpoint: Option<String>,
+    pub s3_region: String,
+    pub s3_access_key_id: Option<String>,
+    pub s3_secret_access_key: Option<String>,
     pub password_min_length: usize,
     pub password_max_length: usize,
     pub password_check_common: bool,
@@ -75,6 +88,14 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             max_body_bytes: 1024 * 1024,
             max_upload_bytes: 10 * 1024 * 1024,
+            max_image_side: 10_000,
+            max_image_pixels: 40_000_000,
+            file_url_lifetime: 300,
+            s3_bucket: None,
+            s3_endpoint: None,
+            s3_region: "us-east-1".into(),
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
             password_min_length: 8,
             password_max_length: 128,
             password_check_common: true,
@@ -202,6 +223,46 @@ const SETTINGS: &[Setting] = &[
         env: "ROSTER_MAX_UPLOAD_BYTES",
         key: "max_upload_bytes",
         secret: false,
+    },
+    Setting {
+        env: "ROSTER_MAX_IMAGE_SIDE",
+        key: "max_image_side",
+        secret: false,
+    },
+    Setting {
+        env: "ROSTER_MAX_IMAGE_PIXELS",
+        key: "max_image_pixels",
+        secret: false,
+    },
+    Setting {
+        env: "ROSTER_FILE_URL_LIFETIME",
+        key: "file_url_lifetime",
+        secret: false,
+    },
+    Setting {
+        env: "S3_BUCKET",
+        key: "s3_bucket",
+        secret: false,
+    },
+    Setting {
+        env: "S3_ENDPOINT",
+        key: "s3_endpoint",
+        secret: false,
+    },
+    Setting {
+        env: "S3_REGION",
+        key: "s3_region",
+        secret: false,
+    },
+    Setting {
+        env: "S3_ACCESS_KEY_ID",
+        key: "s3_access_key_id",
+        secret: false,
+    },
+    Setting {
+        env: "S3_SECRET_ACCESS_KEY",
+        key: "s3_secret_access_key",
+        secret: true,
     },
     Setting {
         env: "ROSTER_PASSWORD_MIN_LENGTH",
@@ -355,6 +416,14 @@ impl Config {
             }
             "max_body_bytes" => self.max_body_bytes = num(key, value)?,
             "max_upload_bytes" => self.max_upload_bytes = num(key, value)?,
+            "max_image_side" => self.max_image_side = num(key, value)?,
+            "max_image_pixels" => self.max_image_pixels = num(key, value)?,
+            "file_url_lifetime" => self.file_url_lifetime = num::<u64>(key, value)?.max(1),
+            "s3_bucket" => self.s3_bucket = opt(value),
+            "s3_endpoint" => self.s3_endpoint = opt(value),
+            "s3_region" => self.s3_region = value.into(),
+            "s3_access_key_id" => self.s3_access_key_id = opt(value),
+            "s3_secret_access_key" => self.s3_secret_access_key = opt(value),
             "password_min_length" => self.password_min_length = num(key, value)?,
             "password_max_length" => self.password_max_length = num(key, value)?,
             "password_check_common" => self.password_check_common = flag(key, value)?,
@@ -398,6 +467,10 @@ impl Config {
         self.data_dir.join("outbox")
     }
 
+    pub fn files_dir(&self) -> PathBuf {
+        self.data_dir.join("files")
+    }
+
     /// The effective settings as `NAME=value` lines, secrets masked.
     pub fn describe(&self) -> String {
         let value = |key: &str| -> String {
@@ -434,6 +507,21 @@ impl Config {
                     .join(","),
                 "max_body_bytes" => self.max_body_bytes.to_string(),
                 "max_upload_bytes" => self.max_upload_bytes.to_string(),
+                "max_image_side" => self.max_image_side.to_string(),
+                "max_image_pixels" => self.max_image_pixels.to_string(),
+                "file_url_lifetime" => self.file_url_lifetime.to_string(),
+                "s3_bucket" => self
+                    .s3_bucket
+                    .clone()
+                    .unwrap_or_else(|| "(unset: files go to data_dir/files)".into()),
+                "s3_endpoint" => self.s3_endpoint.clone().unwrap_or_default(),
+                "s3_region" => self.s3_region.clone(),
+                "s3_access_key_id" => self.s3_access_key_id.clone().unwrap_or_default(),
+                "s3_secret_access_key" => self
+                    .s3_secret_access_key
+                    .as_ref()
+                    .map(|_| "********".to_string())
+                    .unwrap_or_default(),
                 "password_min_length" => self.password_min_length.to_string(),
                 "password_max_length" => self.password_max_length.to_string(),
                 "password_check_common" => self.password_check_common.to_string(),

@@ -2,12 +2,13 @@
 //!
 //! Layout: [`domain`] holds the rules (one place), [`http`] the API surfaces
 //! (thin dialects over the domain), [`store`] the SQL for SQLite and
-//! PostgreSQL. [`server`] runs it all; [`cli`] is the command line.
+//! PostgreSQL, [`filestore`] the bytes of uploaded files (disk or S3). [`server`] runs it all; [`cli`] is the command line.
 
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod filestore;
 pub mod http;
 pub mod seed;
 pub mod server;

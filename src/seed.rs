@@ -171,10 +171,13 @@ pub async fn seed_demo(state: &AppState, opts: &SeedOptions) -> anyhow::Result<S
     if opts.coaches > 0 {
         let mut tx = state.db.begin_write().await?;
         let sql = crate::store::query::Sql {
-            text: "INSERT INTO coach_profiles (user_id, vetting_status, approved, created_at, updated_at) \
-                   SELECT id, 'PD', FALSE, created_at, created_at FROM users \
+            text:
+                "INSERT INTO coach_profiles (user_id, alias, vetting_status, approved, created_at, \
+                   updated_at, vetting_updated_at) \
+                   SELECT id, 'coach-' || CAST(id AS TEXT), 'PD', FALSE, created_at, created_at, \
+                   created_at FROM users \
                    WHERE organization_id = $1 AND role = 'coach'"
-                .into(),
+                    .into(),
             args: vec![crate::store::query::Arg::Int(org)],
         };
         crate::store::query::execute(&mut tx, &sql).await?;

@@ -88,11 +88,17 @@ pub async fn run(
     Ok(())
 }
 
-/// Prunes expired refresh tokens and old rate-limit windows hourly.
+/// Hourly: prunes expired refresh tokens and old rate-limit windows, and
+/// removes stored files that no row names (left by failed requests,
+/// crashes, or replaced files) once they are an hour old.
 async fn housekeeping(state: AppState, mut shutdown: watch::Receiver<bool>) {
     loop {
         if let Err(e) = crate::domain::accounts::prune(&state).await {
             tracing::warn!(error = %e, "housekeeping failed");
+        }
+        let grace = Duration::from_secs(3_600);
+        if let Err(e) = crate::domain::uploads::sweep_orphans(&state, grace).await {
+            tracing::warn!(error = %e, "orphan file sweep failed");
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(3_600)) => {}

@@ -127,7 +127,10 @@ pub async fn signup(state: &AppState, input: Signup) -> Result<UserRow> {
             let org = create_organization(&mut tx, name.trim(), now).await?;
             users::set_organization(&mut tx, id, org).await?;
         }
-        Role::Coach => users::insert_coach_profile(&mut tx, id, now).await?,
+        Role::Coach => {
+            super::coach::ensure_profile(&mut tx, id, &input.first_name, &input.last_name, now)
+                .await?
+        }
         _ => {
             return Err(Error::field(
                 "role",

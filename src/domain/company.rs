@@ -43,7 +43,7 @@ pub struct Page<T> {
 
 /// The page number and offset of `page`, or `InvalidPage`. An empty list
 /// has one (empty) page.
-fn locate(count: i64, page: PageNumber, size: i64) -> Result<(i64, i64, i64)> {
+pub(crate) fn locate(count: i64, page: PageNumber, size: i64) -> Result<(i64, i64, i64)> {
     let size = size.max(1);
     let last = ((count + size - 1) / size).max(1);
     let number = match page {
@@ -268,7 +268,7 @@ pub async fn create_member(
     )
     .await?;
     if input.role == Role::Coach {
-        users::insert_coach_profile(&mut tx, id, now).await?;
+        super::coach::ensure_profile(&mut tx, id, &input.first_name, &input.last_name, now).await?;
     }
     let row = team::find(&mut tx, org, id).await?.ok_or(Error::NotFound)?;
     tx.commit().await?;
@@ -317,8 +317,10 @@ pub async fn update_member(
     if current.role == Role::Admin.as_str() && role != Role::Admin {
         ensure_another_admin(&mut tx, org).await?;
     }
-    if role == Role::Coach && users::vetting_status(&mut tx, id).await?.is_none() {
-        users::insert_coach_profile(&mut tx, id, now_micros()).await?;
+    if role == Role::Coach {
+        let first = changes.first_name.as_deref().unwrap_or(&current.first_name);
+        let last = changes.last_name.as_deref().unwrap_or(&current.last_name);
+        super::coach::ensure_profile(&mut tx, id, first, last, now_micros()).await?;
     }
     team::update(
         &mut tx,

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod auth;
+pub mod coach;
 pub mod company;
 pub mod email;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod organisation;
 pub mod passwords;
 pub mod rate_limit;
 pub mod tokens;
+pub mod uploads;
 
 pub use error::{AuthError, Error, FieldErrors, Result};
 
@@ -23,6 +25,20 @@ pub fn now_micros() -> i64 {
 }
 
 pub const MICROS_PER_SEC: i64 = 1_000_000;
+
+/// A stored timestamp's UTC calendar date, `YYYY-MM-DD`.
+pub fn iso_date(micros: i64) -> String {
+    let secs = micros.div_euclid(MICROS_PER_SEC);
+    match time::OffsetDateTime::from_unix_timestamp(secs) {
+        Ok(t) => format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()),
+        Err(_) => String::new(),
+    }
+}
+
+/// Today's UTC date, `YYYY-MM-DD`.
+pub fn today() -> String {
+    iso_date(now_micros())
+}
 
 /// A stored timestamp as DRF renders a `DateTimeField`:
 /// `2024-03-01T10:20:30.123456Z`, the fraction only when non-zero.

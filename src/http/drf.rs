@@ -7,11 +7,14 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+
 use serde_json::{Map, Value, json};
 
 use crate::app::AppState;
 use crate::domain::auth::{Principal, principal_from_access_token};
 use crate::domain::error::NON_FIELD;
+use crate::domain::uploads::{self, Accept, CheckedFile, IncomingFile};
 use crate::domain::{AuthError, Error, FieldErrors};
 
 /// An error answered in DRF's format.
@@ -230,12 +233,6 @@ fn pairs_to_map(pairs: Vec<(String, String)>) -> Map<String, Value> {
 
 /// Reads at most `limit` bytes; a larger body is a 413.
 pub async fn read_body(req: Request, limit: usize) -> Result<axum::body::Bytes, DrfError> {
-    let too_large = || {
-        DrfError::Raw(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            json!({"detail": "Request body is too large."}),
-        )
-    };
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -262,45 +259,159 @@ pub async fn read_body(req: Request, limit: usize) -> Result<axum::body::Bytes, 
         })
 }
 
-async fn read_multipart(req: Request, state: &AppState) -> Result<Data, DrfError> {
+fn too_large() -> DrfError {
+    DrfError::Raw(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        json!({"detail": "Request body is too large."}),
+    )
+}
+
+/// A multipart body: its text fields (in order, repeats kept) and its
+/// files (the last one of each name).
+struct MultipartBody {
+    pairs: Vec<(String, String)>,
+    files: HashMap<String, IncomingFile>,
+}
+
+/// At most this many parts in one form.
+const MAX_PARTS: usize = 200;
+
+/// Reads a multipart body part by part: text fields up to
+/// `max_body_bytes` in all, each file up to `file_limit` (else 413).
+async fn read_multipart_body(
+    req: Request,
+    state: &AppState,
+    file_limit: usize,
+) -> Result<MultipartBody, DrfError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    // Room for the text fields and the multipart framing around the files.
+    let body_limit = file_limit.saturating_mul(2) + state.config.max_body_bytes;
+    if declared.is_some_and(|n| n > body_limit) {
+        return Err(too_large());
+    }
+    let parse_error = |text: String| {
+        DrfError::Raw(
+            StatusCode::BAD_REQUEST,
+            json!({"detail": format!("Multipart form parse error - {text}")}),
+        )
+    };
     let mut multipart = axum::extract::Multipart::from_request(req, state)
         .await
-        .map_err(|e| {
-            DrfError::Raw(
-                StatusCode::BAD_REQUEST,
-                json!({"detail": format!("Multipart form parse error - {e}")}),
-            )
-        })?;
-    let mut pairs = Vec::new();
-    let mut total = 0usize;
+        .map_err(|e| parse_error(e.body_text()))?;
+    let mut body = MultipartBody {
+        pairs: Vec::new(),
+        files: HashMap::new(),
+    };
+    let mut text_total = 0usize;
+    let mut parts = 0usize;
+    let mut file_total = 0usize;
     loop {
-        let field = match multipart.next_field().await {
+        let mut field = match multipart.next_field().await {
             Ok(Some(field)) => field,
             Ok(None) => break,
-            Err(e) => {
-                return Err(DrfError::Raw(
-                    e.status(),
-                    json!({"detail": format!("Multipart form parse error - {}", e.body_text())}),
-                ));
-            }
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(too_large()),
+            Err(e) => return Err(parse_error(e.body_text())),
         };
-        let name = field.name().unwrap_or_default().to_string();
-        let text = field.text().await.map_err(|e| {
-            DrfError::Raw(
-                e.status(),
-                json!({"detail": format!("Multipart form parse error - {}", e.body_text())}),
-            )
-        })?;
-        total += text.len();
-        if total > state.config.max_body_bytes {
-            return Err(DrfError::Raw(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                json!({"detail": "Request body is too large."}),
-            ));
+        parts += 1;
+        if parts > MAX_PARTS {
+            return Err(parse_error(format!("more than {MAX_PARTS} parts")));
         }
-        pairs.push((name, text));
+        let name = field.name().unwrap_or_default().to_string();
+        let filename = field.file_name().map(str::to_string);
+        let limit = match filename {
+            Some(_) => file_limit,
+            None => state.config.max_body_bytes.saturating_sub(text_total),
+        };
+        let mut bytes = Vec::new();
+        loop {
+            match field.chunk().await {
+                Ok(Some(chunk)) => {
+                    if bytes.len() + chunk.len() > limit {
+                        return Err(too_large());
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(too_large()),
+                Err(e) => return Err(parse_error(e.body_text())),
+            }
+        }
+        match filename {
+            Some(filename) => {
+                file_total += bytes.len();
+                if file_total > body_limit {
+                    return Err(too_large());
+                }
+                body.files.insert(
+                    name,
+                    IncomingFile {
+                        filename,
+                        bytes: bytes.into(),
+                    },
+                );
+            }
+            None => {
+                text_total += bytes.len();
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| parse_error(format!("field {name:?} is not UTF-8 text")))?;
+                body.pairs.push((name, text));
+            }
+        }
     }
-    Ok(Data(pairs_to_map(pairs)))
+    Ok(body)
+}
+
+async fn read_multipart(req: Request, state: &AppState) -> Result<Data, DrfError> {
+    let body = read_multipart_body(req, state, state.config.max_body_bytes).await?;
+    Ok(Data(pairs_to_map(body.pairs)))
+}
+
+/// A body that may carry files (the coach and profile endpoints): JSON, a
+/// form, or multipart, with files up to `ROSTER_MAX_UPLOAD_BYTES` each.
+pub struct UploadData {
+    pub data: Data,
+    /// Every value of each repeated form field, in order (JSON bodies:
+    /// empty; read arrays from `data`).
+    pub lists: HashMap<String, Vec<String>>,
+    pub files: HashMap<String, IncomingFile>,
+}
+
+impl FromRequest<AppState> for UploadData {
+    type Rejection = DrfError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let multipart = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("multipart/form-data")
+            });
+        if !multipart {
+            let data = Data::from_request(req, state).await?;
+            return Ok(UploadData {
+                data,
+                lists: HashMap::new(),
+                files: HashMap::new(),
+            });
+        }
+        let body = read_multipart_body(req, state, state.config.max_upload_bytes).await?;
+        let mut lists: HashMap<String, Vec<String>> = HashMap::new();
+        for (k, v) in &body.pairs {
+            lists.entry(k.clone()).or_default().push(v.clone());
+        }
+        Ok(UploadData {
+            data: Data(pairs_to_map(body.pairs)),
+            lists,
+            files: body.files,
+        })
+    }
 }
 
 /// DRF's field checks over a request body, collecting every field's errors
@@ -441,6 +552,194 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// An optional text field that may be blank; null reads as blank.
+    pub fn text_blank(&mut self, name: &str, max: usize) -> Option<String> {
+        let text = match self.data.get(name)? {
+            Value::Null => String::new(),
+            Value::String(s) => s.trim().to_string(),
+            Value::Number(n) => n.to_string(),
+            _ => {
+                self.errors.add(name, "Not a valid string.");
+                return None;
+            }
+        };
+        if text.contains('\0') {
+            self.errors.add(name, "Null characters are not allowed.");
+            return None;
+        }
+        if text.chars().count() > max {
+            self.errors.add(
+                name,
+                format!("Ensure this field has no more than {max} characters."),
+            );
+            return None;
+        }
+        Some(text)
+    }
+
+    /// An optional `URLField` (http or https), blank allowed.
+    pub fn url(&mut self, name: &str, max: usize) -> Option<String> {
+        let text = self.text_blank(name, max)?;
+        if text.is_empty() || looks_like_url(&text) {
+            Some(text)
+        } else {
+            self.errors.add(name, "Enter a valid URL.");
+            None
+        }
+    }
+
+    /// An optional `SlugField`: letters, digits, `_` and `-`.
+    pub fn slug(&mut self, name: &str, max: usize) -> Option<String> {
+        let text = self.char(name, false, max)?;
+        if text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            Some(text)
+        } else {
+            self.errors.add(
+                name,
+                "Enter a valid “slug” consisting of letters, numbers, underscores or hyphens.",
+            );
+            None
+        }
+    }
+
+    /// A nullable `DateField` (`YYYY-MM-DD`): `Some(None)` for null or an
+    /// empty form value.
+    pub fn date(&mut self, name: &str) -> Option<Option<String>> {
+        let text = match self.data.get(name)? {
+            Value::Null => return Some(None),
+            Value::String(s) if s.trim().is_empty() => return Some(None),
+            Value::String(s) => s.trim().to_string(),
+            _ => {
+                self.errors.add(name, DATE_FORMAT);
+                return None;
+            }
+        };
+        match parse_date(&text) {
+            Some(date) => Some(Some(date)),
+            None => {
+                self.errors.add(name, DATE_FORMAT);
+                None
+            }
+        }
+    }
+
+    /// An `IntegerField`.
+    pub fn integer(&mut self, name: &str, required: bool) -> Option<i64> {
+        let value = match self.data.get(name) {
+            None => {
+                if required {
+                    self.errors.add(name, "This field is required.");
+                }
+                return None;
+            }
+            Some(v) => v,
+        };
+        let parsed = match value {
+            Value::Null => {
+                self.errors.add(name, "This field may not be null.");
+                return None;
+            }
+            Value::Number(n) => n.as_i64(),
+            Value::String(s) => s.trim().parse::<i64>().ok(),
+            _ => None,
+        };
+        if parsed.is_none() {
+            self.errors.add(name, "A valid integer is required.");
+        }
+        parsed
+    }
+
+    /// A list of primary keys: a JSON array, or in a form the repeated
+    /// field or one comma-separated value. At most `max` items.
+    pub fn pk_list(
+        &mut self,
+        name: &str,
+        lists: &HashMap<String, Vec<String>>,
+        max: usize,
+    ) -> Option<Vec<i64>> {
+        let items: Vec<Value> = match (lists.get(name), self.data.get(name)?) {
+            (Some(values), _) => values
+                .iter()
+                .flat_map(|v| v.split(','))
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(|v| Value::String(v.to_string()))
+                .collect(),
+            (None, Value::Array(items)) => items.clone(),
+            (None, other) => {
+                self.errors.add(
+                    name,
+                    format!(
+                        "Expected a list of items but got type \"{}\".",
+                        python_type_name(other)
+                    ),
+                );
+                return None;
+            }
+        };
+        if items.len() > max {
+            self.errors.add(
+                name,
+                format!("Ensure this field has no more than {max} elements."),
+            );
+            return None;
+        }
+        let mut ids = Vec::with_capacity(items.len());
+        for item in &items {
+            match item {
+                Value::Number(n) if n.is_i64() => ids.push(n.as_i64().unwrap_or_default()),
+                Value::String(s) if s.parse::<i64>().is_ok() => {
+                    ids.push(s.parse().unwrap_or_default())
+                }
+                other => {
+                    self.errors.add(
+                        name,
+                        format!(
+                            "Incorrect type. Expected pk value, received {}.",
+                            python_type_name(other)
+                        ),
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(ids)
+    }
+
+    /// An optional file field: `Some(None)` clears it (null, or an empty
+    /// form value), a file is checked against `accept`.
+    pub fn file(
+        &mut self,
+        state: &AppState,
+        name: &str,
+        files: &mut HashMap<String, IncomingFile>,
+        accept: Accept,
+    ) -> Option<Option<CheckedFile>> {
+        if let Some(file) = files.remove(name) {
+            return match uploads::check(state, file, accept) {
+                Ok(file) => Some(Some(file)),
+                Err(message) => {
+                    self.errors.add(name, message);
+                    None
+                }
+            };
+        }
+        match self.data.get(name)? {
+            Value::Null => Some(None),
+            Value::String(s) if s.is_empty() => Some(None),
+            _ => {
+                self.errors.add(
+                    name,
+                    "The submitted data was not a file. Check the encoding type on the form.",
+                );
+                None
+            }
+        }
+    }
+
     pub fn add(&mut self, name: &str, message: &str) {
         self.errors.add(name, message);
     }
@@ -453,6 +752,40 @@ impl<'a> Fields<'a> {
     pub fn finish(self) -> DrfResult<()> {
         self.errors.into_result().map_err(DrfError::Domain)
     }
+}
+
+pub const DATE_FORMAT: &str =
+    "Date has wrong format. Use one of these formats instead: YYYY-MM-DD.";
+
+/// A calendar date written `YYYY-MM-DD`, normalised.
+pub fn parse_date(text: &str) -> Option<String> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(text, &format).ok()?;
+    date.format(&format).ok()
+}
+
+/// An absolute http(s) URL with a host, as Django's `URLValidator` roughly
+/// demands.
+fn looks_like_url(text: &str) -> bool {
+    let rest = match text.split_once("://") {
+        Some((scheme, rest))
+            if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") =>
+        {
+            rest
+        }
+        _ => return false,
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = host.rsplit('@').next().unwrap_or("");
+    let host = host.split(':').next().unwrap_or("");
+    !text.chars().any(char::is_whitespace)
+        && (host == "localhost"
+            || (host.contains('.')
+                && !host.starts_with('.')
+                && !host.ends_with('.')
+                && host
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '-' || c == '.')))
 }
 
 /// The authenticated user of a DRF request: `Authorization: JWT <access>`

@@ -4,9 +4,11 @@
 //! `nosniff`, panic safety, the 404 and 405 bodies).
 
 pub mod accounts;
+pub mod coach;
 pub mod company;
 pub mod drf;
 pub mod drf_list;
+pub mod files;
 pub mod health;
 pub mod laravel;
 pub mod org_api;
@@ -35,6 +37,8 @@ pub fn router(state: AppState) -> Router {
         .merge(health::routes())
         .merge(accounts::routes())
         .merge(company::routes())
+        .merge(coach::routes())
+        .merge(files::routes())
         .merge(org_api::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -7,6 +7,8 @@
 //! `docs/persistence.md` for why this beats `sqlx::Any` and an ORM here).
 
 pub mod api_keys;
+pub mod blobs;
+pub mod coach;
 pub mod custom_fields;
 pub mod departments;
 pub mod organizations;

@@ -1,4 +1,4 @@
-//! Users and the coach vetting row created with a coach.
+//! Users.
 
 use super::{StoreResult, Tx, on_tx};
 
@@ -186,26 +186,6 @@ pub async fn count_in_role(tx: &mut Tx, organization_id: i64, role: &str) -> Sto
         .bind(organization_id)
         .bind(role)
         .fetch_one(c)
-        .await?))
-}
-
-pub async fn insert_coach_profile(tx: &mut Tx, user_id: i64, now: i64) -> StoreResult<()> {
-    const SQL: &str = "INSERT INTO coach_profiles (user_id, vetting_status, approved, created_at, updated_at) \
-         VALUES ($1, 'PD', FALSE, $2, $2)";
-    on_tx!(tx, |c| sqlx::query(SQL)
-        .bind(user_id)
-        .bind(now)
-        .execute(c)
-        .await?
-        .rows_affected());
-    Ok(())
-}
-
-pub async fn vetting_status(tx: &mut Tx, user_id: i64) -> StoreResult<Option<String>> {
-    const SQL: &str = "SELECT vetting_status FROM coach_profiles WHERE user_id = $1";
-    Ok(on_tx!(tx, |c| sqlx::query_scalar(SQL)
-        .bind(user_id)
-        .fetch_optional(c)
         .await?))
 }
 

@@ -88,7 +88,7 @@ impl TestApp {
             .await
             .expect("connect to the test database");
         db.migrate().await.expect("migrate the test database");
-        let state = AppState::new(db, config, SECRET);
+        let state = AppState::new(db, config, SECRET).expect("state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (shutdown, rx) = watch::channel(false);
@@ -281,6 +281,43 @@ impl TestApp {
         }
     }
 
+    /// Sends a multipart form with `Authorization: JWT <token>`.
+    pub async fn multipart(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        form: reqwest::multipart::Form,
+    ) -> Reply {
+        let mut req = self.client.request(method, self.url(path)).multipart(form);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("JWT {t}"));
+        }
+        read(req.send().await.expect("request failed")).await
+    }
+
+    /// Fetches an absolute URL from a response (a signed file link) from
+    /// this server, without credentials.
+    pub async fn fetch_link(&self, url: &str) -> (u16, HeaderMap, Vec<u8>) {
+        let path = url
+            .strip_prefix("http://testserver")
+            .expect("links use the configured public URL");
+        let resp = self.client.get(self.url(path)).send().await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        (status, headers, resp.bytes().await.unwrap().to_vec())
+    }
+
+    /// A platform staff user (made as `roster create-staff` makes them),
+    /// logged in: `(id, access)`.
+    pub async fn staff(&self, email: &str) -> (i64, String) {
+        let user = roster::domain::accounts::create_staff(&self.state, email, PASSWORD)
+            .await
+            .expect("create staff");
+        let (access, _) = self.login(email, PASSWORD).await;
+        (user.id, access)
+    }
+
     /// Runs SQL against the test database (for checks the API cannot make).
     pub async fn scalar_i64(&self, sql: &'static str) -> i64 {
         match &self.state.db {
@@ -428,5 +465,91 @@ impl Drop for PgDatabase {
             });
         })
         .join();
+    }
+}
+
+/// A real S3-compatible server (moto's server mode, from `.venv`) on a
+/// loopback port with one bucket, stopped when dropped.
+pub struct S3Server {
+    child: std::process::Child,
+    pub endpoint: String,
+    pub bucket: String,
+}
+
+impl S3Server {
+    pub async fn start() -> S3Server {
+        let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+        assert!(
+            python.exists(),
+            "{} not found: run scripts/test (it installs moto into .venv)",
+            python.display()
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(&python)
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start moto");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let server = S3Server {
+            child,
+            endpoint: endpoint.clone(),
+            bucket: "roster-test".into(),
+        };
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            // Creating the bucket doubles as the readiness probe.
+            if let Ok(r) = client.put(format!("{endpoint}/roster-test")).send().await
+                && r.status().is_success()
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "moto did not start on {port}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        server
+    }
+
+    /// Points a configuration at this server.
+    pub fn configure(&self, config: &mut Config) {
+        config.s3_bucket = Some(self.bucket.clone());
+        config.s3_endpoint = Some(self.endpoint.clone());
+        config.s3_access_key_id = Some("testing".into());
+        config.s3_secret_access_key = Some("testing".into());
+    }
+
+    /// The keys in the bucket (a ListObjectsV2 call).
+    pub async fn keys(&self) -> Vec<String> {
+        let xml = reqwest::get(format!("{}/{}?list-type=2", self.endpoint, self.bucket))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        xml.split("<Key>")
+            .skip(1)
+            .filter_map(|s| s.split("</Key>").next())
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -1,0 +1,450 @@
+//! Coach self-service (seed 000) in the DRF dialect: the coach object at
+//! `/auth/coach/`, certifications, education, vetting submission, the
+//! lookups, and the staff review at `/api/admin/coaches/`.
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, OriginalUri, Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{delete, get, post};
+use serde_json::{Value, json};
+
+use super::drf::{
+    Authed, Data, DrfError, DrfResult, Fields, UploadData, json_status, missing, no_content,
+};
+use super::drf_list::{list_request, page_body};
+use crate::app::AppState;
+use crate::domain::coach::{
+    self, CertificationInput, Coach, CoachChanges, Decision, EducationInput, Lookup, Vetting,
+    VettingStatus,
+};
+use crate::domain::uploads::{Accept, download_url};
+use crate::domain::{Error, iso_date};
+use crate::store::coach::{CertificationRow, EducationRow, ProfileChanges};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/auth/coach",
+            get(get_coach).put(update_coach).patch(update_coach),
+        )
+        .route("/auth/coach/certification", post(save_certification))
+        .route(
+            "/auth/coach/certification/{id}",
+            delete(delete_certification),
+        )
+        .route("/auth/coach/education", post(save_education))
+        .route("/auth/coach/education/{id}", delete(delete_education))
+        .route("/auth/coach/vetting", post(submit_vetting))
+        .route("/auth/areas", get(areas))
+        .route("/auth/categories", get(categories))
+        .route("/auth/languages", get(languages))
+        .route("/auth/countries", get(countries))
+        .route("/api/admin/coaches", get(staff_list))
+        .route("/api/admin/coaches/{pk}", get(staff_find))
+        .route(
+            "/api/admin/coaches/{pk}/vetting",
+            get(staff_history).post(staff_decide),
+        )
+        // Upload bodies are bounded part by part in `UploadData`.
+        .layer(DefaultBodyLimit::disable())
+}
+
+fn path_id(raw: &str) -> Result<i64, DrfError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or(DrfError::Domain(Error::NotFound))
+}
+
+// ------------------------------------------------------------- rendering
+
+/// The group every coach belongs to, as Django's auth renders a group.
+const COACH_GROUP_ID: i64 = 2;
+
+fn file_url(state: &AppState, files: &HashMap<i64, String>, blob: Option<i64>) -> Value {
+    match blob.and_then(|id| files.get(&id).map(|name| (id, name))) {
+        Some((id, name)) => Value::String(download_url(state, id, name)),
+        None => Value::Null,
+    }
+}
+
+fn certification_json(
+    state: &AppState,
+    c: &CertificationRow,
+    files: &HashMap<i64, String>,
+) -> Value {
+    json!({
+        "id": c.id,
+        "user_id": c.user_id,
+        "name": c.name,
+        "issue_institution": c.issue_institution,
+        "issue_date": c.issue_date,
+        "attachment": file_url(state, files, c.attachment_blob_id),
+    })
+}
+
+fn education_json(e: &EducationRow) -> Value {
+    json!({
+        "id": e.id,
+        "user_id": e.user_id,
+        "school_name": e.school_name,
+        "degree": e.degree,
+        "start_date": e.start_date,
+        "end_date": e.end_date,
+    })
+}
+
+fn vetting_json(v: &Vetting) -> Value {
+    json!({
+        "id": v.id,
+        "status": v.status.code(),
+        "created_at": iso_date(v.created_at),
+        "last_update": iso_date(v.last_update),
+    })
+}
+
+fn coach_json(state: &AppState, c: &Coach) -> Value {
+    let r = &c.row;
+    json!({
+        "pk": r.id,
+        "username": r.email,
+        "email": r.email,
+        "dob": r.date_of_birth,
+        "area": c.areas.iter().map(|a| json!({
+            "id": a.id,
+            "alias": a.alias,
+            "name": a.name,
+            "category": a.category_id,
+        })).collect::<Vec<_>>(),
+        "approved": r.approved,
+        "group": {"id": COACH_GROUP_ID, "name": "Coach", "permissions": []},
+        "certification": c.certifications.iter()
+            .map(|x| certification_json(state, x, &c.files)).collect::<Vec<_>>(),
+        "education": c.educations.iter().map(education_json).collect::<Vec<_>>(),
+        "coach_profile": {
+            "user": r.id,
+            "introduction": r.introduction,
+            "website": r.website,
+            "instagramId": r.instagram_id,
+            "twitterId": r.twitter_id,
+            "about_you": r.about_you,
+            "business_logo": file_url(state, &c.files, r.business_logo_blob_id),
+            "business_name": r.business_name,
+            "coach_since": r.coach_since,
+            "coach_location": r.coach_location,
+            "coach_experience": r.coach_experience,
+            "mother_tongue": r.mother_tongue_id,
+            "coaching_language": r.coaching_language_id,
+        },
+        "vetting_status": vetting_json(&Vetting::of(r)),
+        "avatar": file_url(state, &c.files, r.avatar_blob_id),
+        "coachAlias": r.alias,
+    })
+}
+
+// ------------------------------------------------------------ coach object
+
+async fn get_coach(State(state): State<AppState>, Authed(me): Authed) -> DrfResult {
+    let coach = coach::me(&state, &me).await?;
+    Ok(json_status(StatusCode::OK, coach_json(&state, &coach)))
+}
+
+/// PUT and PATCH alike: any subset of the fields (DESIGN 7).
+async fn update_coach(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    body: UploadData,
+) -> DrfResult {
+    // Role first: a non-coach learns nothing from validation errors.
+    if me.role != crate::domain::Role::Coach {
+        return Err(Error::Forbidden(None).into());
+    }
+    let UploadData {
+        data,
+        lists,
+        mut files,
+    } = body;
+    let mut f = Fields::partial(&data);
+    let changes = CoachChanges {
+        date_of_birth: f.date("dob"),
+        area_list: f.pk_list("area_list", &lists, 50),
+        avatar: f.file(&state, "avatar", &mut files, Accept::Images),
+        business_logo: f.file(&state, "business_logo", &mut files, Accept::Images),
+        profile: ProfileChanges {
+            alias: f.slug("coachAlias", 50).map(|a| a.to_ascii_lowercase()),
+            introduction: f.text_blank("introduction", 2000),
+            website: f.url("website", 200),
+            instagram_id: f.text_blank("instagramId", 100),
+            twitter_id: f.text_blank("twitterId", 100),
+            about_you: f.text_blank("about_you", 5000),
+            business_name: f.text_blank("business_name", 255),
+            business_logo_blob_id: None,
+            coach_since: f.date("coach_since"),
+            coach_location: f
+                .text_blank("coach_location", 2)
+                .map(|c| (!c.is_empty()).then(|| c.to_ascii_uppercase())),
+            coach_experience: f.text_blank("coach_experience", 2000),
+            mother_tongue_id: f.pk("mother_tongue"),
+            coaching_language_id: f.pk("coaching_language"),
+        },
+    };
+    let today = crate::domain::today();
+    for (name, date) in [
+        ("dob", &changes.date_of_birth),
+        ("coach_since", &changes.profile.coach_since),
+    ] {
+        if let Some(Some(d)) = date
+            && *d > today
+        {
+            f.add(name, "The date cannot be in the future.");
+        }
+    }
+    f.finish()?;
+    let coach = coach::update(&state, &me, changes).await?;
+    Ok(json_status(StatusCode::OK, coach_json(&state, &coach)))
+}
+
+// ------------------------------------------------ certification, education
+
+async fn save_certification(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    body: UploadData,
+) -> DrfResult {
+    if me.role != crate::domain::Role::Coach {
+        return Err(Error::Forbidden(None).into());
+    }
+    let UploadData {
+        data, mut files, ..
+    } = body;
+    let mut f = Fields::partial(&data);
+    let id = f.integer("id", false);
+    let user_id = f.integer("user_id", true);
+    let creating = !data.0.contains_key("id") || data.0.get("id") == Some(&Value::Null);
+    if creating && !data.0.contains_key("name") {
+        f.add("name", "This field is required.");
+    }
+    let input = CertificationInput {
+        id,
+        user_id: user_id.unwrap_or_default(),
+        name: f.char("name", false, 255),
+        issue_institution: f.text_blank("issue_institution", 255),
+        issue_date: f.date("issue_date"),
+        attachment: f.file(&state, "attachment", &mut files, Accept::Documents),
+    };
+    f.finish()?;
+    user_id.ok_or_else(missing)?;
+    let saved = coach::save_certification(&state, &me, input).await?;
+    let status = if saved.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(json_status(
+        status,
+        certification_json(&state, &saved.row, &saved.files),
+    ))
+}
+
+async fn delete_certification(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    Path(id): Path<String>,
+) -> DrfResult {
+    coach::delete_certification(&state, &me, path_id(&id)?).await?;
+    Ok(no_content())
+}
+
+async fn save_education(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    data: Data,
+) -> DrfResult {
+    if me.role != crate::domain::Role::Coach {
+        return Err(Error::Forbidden(None).into());
+    }
+    let mut f = Fields::partial(&data);
+    let id = f.integer("id", false);
+    let user_id = f.integer("user_id", true);
+    let creating = !data.0.contains_key("id") || data.0.get("id") == Some(&Value::Null);
+    if creating && !data.0.contains_key("school_name") {
+        f.add("school_name", "This field is required.");
+    }
+    let input = EducationInput {
+        id,
+        user_id: user_id.unwrap_or_default(),
+        school_name: f.char("school_name", false, 255),
+        degree: f.text_blank("degree", 255),
+        start_date: f.date("start_date"),
+        end_date: f.date("end_date"),
+    };
+    f.finish()?;
+    user_id.ok_or_else(missing)?;
+    let saved = coach::save_education(&state, &me, input).await?;
+    let status = if saved.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(json_status(status, education_json(&saved.row)))
+}
+
+async fn delete_education(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    Path(id): Path<String>,
+) -> DrfResult {
+    coach::delete_education(&state, &me, path_id(&id)?).await?;
+    Ok(no_content())
+}
+
+// ----------------------------------------------------------------- vetting
+
+async fn submit_vetting(State(state): State<AppState>, Authed(me): Authed) -> DrfResult {
+    let vetting = coach::submit(&state, &me).await?;
+    Ok(json_status(StatusCode::OK, vetting_json(&vetting)))
+}
+
+// ----------------------------------------------------------------- lookups
+
+async fn lookup(state: &AppState, which: Lookup) -> DrfResult {
+    let r = coach::lookup(state, which).await?;
+    let body: Vec<Value> = r
+        .areas
+        .iter()
+        .map(|a| json!({"id": a.id, "alias": a.alias, "name": a.name, "category": a.category_id}))
+        .chain(
+            r.categories
+                .iter()
+                .map(|(id, name)| json!({"id": id, "name": name})),
+        )
+        .chain(
+            r.languages
+                .iter()
+                .map(|(id, code, name)| json!({"id": id, "code": code, "name": name})),
+        )
+        .chain(
+            r.countries
+                .iter()
+                .map(|(code, name)| json!({"code": code, "name": name})),
+        )
+        .collect();
+    Ok(json_status(StatusCode::OK, Value::Array(body)))
+}
+
+async fn areas(State(state): State<AppState>, Authed(_): Authed) -> DrfResult {
+    lookup(&state, Lookup::Areas).await
+}
+
+async fn categories(State(state): State<AppState>, Authed(_): Authed) -> DrfResult {
+    lookup(&state, Lookup::Categories).await
+}
+
+async fn languages(State(state): State<AppState>, Authed(_): Authed) -> DrfResult {
+    lookup(&state, Lookup::Languages).await
+}
+
+async fn countries(State(state): State<AppState>, Authed(_): Authed) -> DrfResult {
+    lookup(&state, Lookup::Countries).await
+}
+
+// ------------------------------------------------------------ staff review
+
+async fn staff_list(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    OriginalUri(uri): OriginalUri,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> DrfResult {
+    let req = list_request(query.as_deref(), |_| None::<()>)?;
+    let status =
+        serde_urlencoded::from_str::<Vec<(String, String)>>(query.as_deref().unwrap_or(""))
+            .unwrap_or_default()
+            .into_iter()
+            .rev()
+            .find(|(k, _)| k == "vetting_status")
+            .map(|(_, v)| v)
+            .filter(|v| !v.is_empty());
+    let status = match status {
+        None => None,
+        Some(code) => Some(VettingStatus::parse(&code).ok_or_else(|| {
+            Error::field(
+                "vetting_status",
+                format!("Select a valid choice. {code} is not one of the available choices."),
+            )
+        })?),
+    };
+    let page = coach::list_for_staff(&state, &me, status, req.page, req.page_size).await?;
+    Ok(json_status(
+        StatusCode::OK,
+        page_body(&page, &uri, &headers, state.config.public_scheme(), |c| {
+            coach_json(&state, c)
+        }),
+    ))
+}
+
+async fn staff_find(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    Path(pk): Path<String>,
+) -> DrfResult {
+    if me.role != crate::domain::Role::Staff {
+        return Err(Error::Forbidden(None).into());
+    }
+    let coach = coach::find_for_staff(&state, &me, path_id(&pk)?).await?;
+    Ok(json_status(StatusCode::OK, coach_json(&state, &coach)))
+}
+
+async fn staff_decide(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    Path(pk): Path<String>,
+    data: Data,
+) -> DrfResult {
+    if me.role != crate::domain::Role::Staff {
+        return Err(Error::Forbidden(None).into());
+    }
+    let mut f = Fields::new(&data);
+    let status = f.choice("status", true, &["AP", "PD"]);
+    let reason = f.text_blank("reason", 2000);
+    if status == Some("PD") && reason.as_deref().unwrap_or("").is_empty() {
+        f.add(
+            "reason",
+            "A reason is required when sending a profile back.",
+        );
+    }
+    f.finish()?;
+    let decision = match status.ok_or_else(missing)? {
+        "AP" => Decision::Approve,
+        _ => Decision::SendBack {
+            reason: reason.unwrap_or_default(),
+        },
+    };
+    let vetting = coach::decide(&state, &me, path_id(&pk)?, decision).await?;
+    Ok(json_status(StatusCode::OK, vetting_json(&vetting)))
+}
+
+async fn staff_history(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    Path(pk): Path<String>,
+) -> DrfResult {
+    let events = coach::history(&state, &me, path_id(&pk)?).await?;
+    let body: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            json!({
+                "id": e.id,
+                "from_status": e.from_status,
+                "to_status": e.to_status,
+                "reason": e.reason,
+                "actor_id": e.actor_id,
+                "created_at": crate::domain::iso8601(e.created_at),
+            })
+        })
+        .collect();
+    Ok(json_status(StatusCode::OK, Value::Array(body)))
+}
