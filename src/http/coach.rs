@@ -11,7 +11,7 @@ use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
 
 use super::drf::{
-    Authed, Data, DrfError, DrfResult, Fields, UploadData, json_status, missing, no_content,
+    Authed, Data, DrfResult, Fields, UploadData, json_status, missing, no_content, path_id,
 };
 use super::drf_list::{list_request, page_body};
 use crate::app::AppState;
@@ -49,13 +49,6 @@ pub fn routes() -> Router<AppState> {
         )
         // Upload bodies are bounded part by part in `UploadData`.
         .layer(DefaultBodyLimit::disable())
-}
-
-fn path_id(raw: &str) -> Result<i64, DrfError> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or(DrfError::Domain(Error::NotFound))
 }
 
 // ------------------------------------------------------------- rendering
@@ -208,6 +201,22 @@ async fn update_coach(
 
 // ------------------------------------------------ certification, education
 
+/// The `id` (present: update that record) and `user_id` of a certification
+/// or education body; creating also requires the `required` field.
+fn record_target(f: &mut Fields, data: &Data, required: &str) -> (Option<i64>, Option<i64>) {
+    let creating = matches!(data.0.get("id"), None | Some(Value::Null));
+    let id = if creating {
+        None
+    } else {
+        f.integer("id", false)
+    };
+    let user_id = f.integer("user_id", true);
+    if creating && !data.0.contains_key(required) {
+        f.add(required, "This field is required.");
+    }
+    (id, user_id)
+}
+
 async fn save_certification(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -220,12 +229,7 @@ async fn save_certification(
         data, mut files, ..
     } = body;
     let mut f = Fields::partial(&data);
-    let id = f.integer("id", false);
-    let user_id = f.integer("user_id", true);
-    let creating = !data.0.contains_key("id") || data.0.get("id") == Some(&Value::Null);
-    if creating && !data.0.contains_key("name") {
-        f.add("name", "This field is required.");
-    }
+    let (id, user_id) = record_target(&mut f, &data, "name");
     let input = CertificationInput {
         id,
         user_id: user_id.unwrap_or_default(),
@@ -266,12 +270,7 @@ async fn save_education(
         return Err(Error::Forbidden(None).into());
     }
     let mut f = Fields::partial(&data);
-    let id = f.integer("id", false);
-    let user_id = f.integer("user_id", true);
-    let creating = !data.0.contains_key("id") || data.0.get("id") == Some(&Value::Null);
-    if creating && !data.0.contains_key("school_name") {
-        f.add("school_name", "This field is required.");
-    }
+    let (id, user_id) = record_target(&mut f, &data, "school_name");
     let input = EducationInput {
         id,
         user_id: user_id.unwrap_or_default(),

@@ -8,12 +8,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use super::drf::{Authed, Data, DrfError, DrfResult, Fields, json_status, missing, no_content};
+use super::drf::{Authed, Data, DrfResult, Fields, json_status, missing, no_content, path_id};
 use super::drf_list::{list_request, page_body};
 use crate::app::AppState;
 use crate::domain::auth::Principal;
 use crate::domain::company::{self, MemberChanges, NewMember, invalid_pk};
-use crate::domain::{Error, Role, iso8601};
+use crate::domain::{Role, iso8601};
 use crate::store::departments::{DepartmentOrder, DepartmentRow};
 use crate::store::team::{MemberOrder, MemberRow};
 
@@ -38,14 +38,6 @@ pub fn routes() -> Router<AppState> {
                 .put(replace_member)
                 .delete(delete_member),
         )
-}
-
-/// A path id; anything but a positive integer names nothing (DRF: 404).
-fn path_id(raw: &str) -> Result<i64, DrfError> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or(DrfError::Domain(Error::NotFound))
 }
 
 // ---------------------------------------------------------------- departments

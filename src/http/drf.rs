@@ -440,23 +440,28 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A field's value; `None` when absent (an error if `required`) or
+    /// null (always an error).
+    fn non_null(&mut self, name: &str, required: bool) -> Option<&'a Value> {
+        match self.data.get(name) {
+            None => {
+                if required {
+                    self.errors.add(name, "This field is required.");
+                }
+                None
+            }
+            Some(Value::Null) => {
+                self.errors.add(name, "This field may not be null.");
+                None
+            }
+            Some(v) => Some(v),
+        }
+    }
+
     /// The raw text of a field, or its error. `trim` is DRF's
     /// `trim_whitespace`; passwords are kept exactly as typed.
     fn text(&mut self, name: &str, required: bool, trim: bool) -> Option<String> {
-        let value = match self.data.get(name) {
-            None => {
-                if required && !self.partial {
-                    self.errors.add(name, "This field is required.");
-                }
-                return None;
-            }
-            Some(v) => v,
-        };
-        let text = match value {
-            Value::Null => {
-                self.errors.add(name, "This field may not be null.");
-                return None;
-            }
+        let text = match self.non_null(name, required && !self.partial)? {
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
             _ => {
@@ -628,20 +633,7 @@ impl<'a> Fields<'a> {
 
     /// An `IntegerField`.
     pub fn integer(&mut self, name: &str, required: bool) -> Option<i64> {
-        let value = match self.data.get(name) {
-            None => {
-                if required {
-                    self.errors.add(name, "This field is required.");
-                }
-                return None;
-            }
-            Some(v) => v,
-        };
-        let parsed = match value {
-            Value::Null => {
-                self.errors.add(name, "This field may not be null.");
-                return None;
-            }
+        let parsed = match self.non_null(name, required)? {
             Value::Number(n) => n.as_i64(),
             Value::String(s) => s.trim().parse::<i64>().ok(),
             _ => None,
@@ -821,6 +813,14 @@ pub fn bearer_token(parts: &Parts) -> Result<Option<String>, AuthError> {
         (Some(token), None) => Ok(Some(token.to_string())),
         _ => Err(AuthError::BadHeader),
     }
+}
+
+/// A path id; anything but a positive integer names nothing (DRF: 404).
+pub fn path_id(raw: &str) -> Result<i64, DrfError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or(DrfError::Domain(Error::NotFound))
 }
 
 /// A 204 with no body.

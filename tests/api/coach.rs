@@ -1024,3 +1024,38 @@ async fn a_coach_made_by_an_admin_or_by_a_role_change_has_a_profile() {
     assert_eq!(me.body["coachAlias"], json!("jane-doe-2"));
     assert_eq!(me.body["vetting_status"]["status"], json!("PD"));
 }
+
+#[tokio::test]
+async fn oversize_bodies_and_huge_forms_are_refused() {
+    let app = TestApp::spawn().await;
+    let (_, access) = coach(&app, "coach@example.com").await;
+    let big = json!({"introduction": "x".repeat(1024 * 1024 + 1)});
+    let r = app.patch("/auth/coach/", Some(&access), big).await;
+    assert_reply(&r, 413, json!({"detail": "Request body is too large."}));
+    let mut form = Form::new();
+    for _ in 0..201 {
+        form = form.text("area_list", "1");
+    }
+    let r = app
+        .multipart(Method::PATCH, "/auth/coach/", Some(&access), form)
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    let r = app
+        .post_raw(
+            "/auth/coach/vetting/",
+            "multipart/form-data; boundary=x",
+            "garbage",
+        )
+        .await;
+    assert_eq!(r.status, 401, "credentials are checked first: {}", r.text);
+    let req = app
+        .client
+        .patch(app.url("/auth/coach/"))
+        .header("authorization", format!("JWT {access}"))
+        .header("content-type", "multipart/form-data; boundary=x")
+        .body("--x\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nunterminated");
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let r = app.get("/auth/coach/", Some(&access)).await;
+    assert_eq!(r.body["area"], json!([]));
+}
