@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
+use super::body::{self, BodyError};
 use crate::app::AppState;
 use crate::domain::auth::{Principal, principal_from_access_token};
 use crate::domain::error::NON_FIELD;
@@ -35,6 +36,20 @@ impl From<Error> for DrfError {
 impl From<AuthError> for DrfError {
     fn from(e: AuthError) -> Self {
         DrfError::Domain(Error::Unauthenticated(e))
+    }
+}
+
+impl From<BodyError> for DrfError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge => DrfError::Raw(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"detail": "Request body is too large."}),
+            ),
+            BodyError::Malformed(message) => {
+                DrfError::Raw(StatusCode::BAD_REQUEST, json!({ "detail": message }))
+            }
+        }
     }
 }
 
@@ -168,7 +183,7 @@ impl FromRequest<AppState> for Data {
         if media_type == "multipart/form-data" {
             return read_multipart(req, state).await;
         }
-        let bytes = read_body(req, state.config.max_body_bytes).await?;
+        let bytes = body::read_limited(req, state.config.max_body_bytes).await?;
         if bytes.is_empty() || media_type.is_empty() {
             return Ok(Data(Map::new()));
         }
@@ -231,142 +246,8 @@ fn pairs_to_map(pairs: Vec<(String, String)>) -> Map<String, Value> {
     map
 }
 
-/// Reads at most `limit` bytes; a larger body is a 413.
-pub async fn read_body(req: Request, limit: usize) -> Result<axum::body::Bytes, DrfError> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(too_large());
-    }
-    axum::body::to_bytes(req.into_body(), limit)
-        .await
-        .map_err(|e| {
-            let over = std::error::Error::source(&e).is_some_and(|s| {
-                s.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some()
-            }) || e.to_string().contains("length limit");
-            if over {
-                too_large()
-            } else {
-                DrfError::Raw(
-                    StatusCode::BAD_REQUEST,
-                    json!({"detail": "Could not read the request body."}),
-                )
-            }
-        })
-}
-
-fn too_large() -> DrfError {
-    DrfError::Raw(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        json!({"detail": "Request body is too large."}),
-    )
-}
-
-/// A multipart body: its text fields (in order, repeats kept) and its
-/// files (the last one of each name).
-struct MultipartBody {
-    pairs: Vec<(String, String)>,
-    files: HashMap<String, IncomingFile>,
-}
-
-/// At most this many parts in one form.
-const MAX_PARTS: usize = 200;
-
-/// Reads a multipart body part by part: text fields up to
-/// `max_body_bytes` in all, each file up to `file_limit` (else 413).
-async fn read_multipart_body(
-    req: Request,
-    state: &AppState,
-    file_limit: usize,
-) -> Result<MultipartBody, DrfError> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    // Room for the text fields and the multipart framing around the files.
-    let body_limit = file_limit.saturating_mul(2) + state.config.max_body_bytes;
-    if declared.is_some_and(|n| n > body_limit) {
-        return Err(too_large());
-    }
-    let parse_error = |text: String| {
-        DrfError::Raw(
-            StatusCode::BAD_REQUEST,
-            json!({"detail": format!("Multipart form parse error - {text}")}),
-        )
-    };
-    let mut multipart = axum::extract::Multipart::from_request(req, state)
-        .await
-        .map_err(|e| parse_error(e.body_text()))?;
-    let mut body = MultipartBody {
-        pairs: Vec::new(),
-        files: HashMap::new(),
-    };
-    let mut text_total = 0usize;
-    let mut parts = 0usize;
-    let mut file_total = 0usize;
-    loop {
-        let mut field = match multipart.next_field().await {
-            Ok(Some(field)) => field,
-            Ok(None) => break,
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(too_large()),
-            Err(e) => return Err(parse_error(e.body_text())),
-        };
-        parts += 1;
-        if parts > MAX_PARTS {
-            return Err(parse_error(format!("more than {MAX_PARTS} parts")));
-        }
-        let name = field.name().unwrap_or_default().to_string();
-        let filename = field.file_name().map(str::to_string);
-        let limit = match filename {
-            Some(_) => file_limit,
-            None => state.config.max_body_bytes.saturating_sub(text_total),
-        };
-        let mut bytes = Vec::new();
-        loop {
-            match field.chunk().await {
-                Ok(Some(chunk)) => {
-                    if bytes.len() + chunk.len() > limit {
-                        return Err(too_large());
-                    }
-                    bytes.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(too_large()),
-                Err(e) => return Err(parse_error(e.body_text())),
-            }
-        }
-        match filename {
-            Some(filename) => {
-                file_total += bytes.len();
-                if file_total > body_limit {
-                    return Err(too_large());
-                }
-                body.files.insert(
-                    name,
-                    IncomingFile {
-                        filename,
-                        bytes: bytes.into(),
-                    },
-                );
-            }
-            None => {
-                text_total += bytes.len();
-                let text = String::from_utf8(bytes)
-                    .map_err(|_| parse_error(format!("field {name:?} is not UTF-8 text")))?;
-                body.pairs.push((name, text));
-            }
-        }
-    }
-    Ok(body)
-}
-
 async fn read_multipart(req: Request, state: &AppState) -> Result<Data, DrfError> {
-    let body = read_multipart_body(req, state, state.config.max_body_bytes).await?;
+    let body = body::read_multipart(req, state, state.config.max_body_bytes).await?;
     Ok(Data(pairs_to_map(body.pairs)))
 }
 
@@ -401,7 +282,7 @@ impl FromRequest<AppState> for UploadData {
                 files: HashMap::new(),
             });
         }
-        let body = read_multipart_body(req, state, state.config.max_upload_bytes).await?;
+        let body = body::read_multipart(req, state, state.config.max_upload_bytes).await?;
         let mut lists: HashMap<String, Vec<String>> = HashMap::new();
         for (k, v) in &body.pairs {
             lists.entry(k.clone()).or_default().push(v.clone());

@@ -160,14 +160,14 @@ impl FromRequest<AppState> for Input {
             .unwrap_or("")
             .trim()
             .to_ascii_lowercase();
-        let bytes = super::drf::read_body(req, state.config.max_body_bytes)
+        let bytes = super::body::read_limited(req, state.config.max_body_bytes)
             .await
             .map_err(|e| match e {
-                super::drf::DrfError::Raw(StatusCode::PAYLOAD_TOO_LARGE, _) => LaravelError::Raw(
+                super::body::BodyError::TooLarge => LaravelError::Raw(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "The request body is too large.".into(),
                 ),
-                _ => LaravelError::Raw(
+                super::body::BodyError::Malformed(_) => LaravelError::Raw(
                     StatusCode::BAD_REQUEST,
                     "The request body could not be read.".into(),
                 ),

@@ -4,6 +4,7 @@
 //! `nosniff`, panic safety, the 404 and 405 bodies).
 
 pub mod accounts;
+pub mod body;
 pub mod coach;
 pub mod company;
 pub mod drf;
