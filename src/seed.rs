@@ -183,6 +183,20 @@ pub async fn seed_demo(state: &AppState, opts: &SeedOptions) -> anyhow::Result<S
         crate::store::query::execute(&mut tx, &sql).await?;
         tx.commit().await?;
     }
+    // Members get their worker profile.
+    if opts.members > 0 {
+        let mut tx = state.db.begin_write().await?;
+        let sql = crate::store::query::Sql {
+            text: "INSERT INTO worker_profiles (user_id, organization_id, first_name, last_name, \
+                   created_at, updated_at) \
+                   SELECT id, organization_id, first_name, last_name, created_at, created_at \
+                   FROM users WHERE organization_id = $1 AND role = 'member'"
+                .into(),
+            args: vec![crate::store::query::Arg::Int(org)],
+        };
+        crate::store::query::execute(&mut tx, &sql).await?;
+        tx.commit().await?;
+    }
     if let crate::store::Db::Postgres(pool) = &state.db {
         // Fresh statistics, so the planner knows the new table sizes.
         // VACUUM also sets the visibility map, which index-only scans need.

@@ -267,8 +267,15 @@ pub async fn create_member(
         },
     )
     .await?;
-    if input.role == Role::Coach {
-        super::coach::ensure_profile(&mut tx, id, &input.first_name, &input.last_name, now).await?;
+    match input.role {
+        Role::Coach => {
+            super::coach::ensure_profile(&mut tx, id, &input.first_name, &input.last_name, now)
+                .await?
+        }
+        Role::Member => {
+            super::profiles::ensure(&mut tx, id, org, &input.first_name, &input.last_name).await?
+        }
+        _ => {}
     }
     let row = team::find(&mut tx, org, id).await?.ok_or(Error::NotFound)?;
     tx.commit().await?;
@@ -317,10 +324,12 @@ pub async fn update_member(
     if current.role == Role::Admin.as_str() && role != Role::Admin {
         ensure_another_admin(&mut tx, org).await?;
     }
-    if role == Role::Coach {
-        let first = changes.first_name.as_deref().unwrap_or(&current.first_name);
-        let last = changes.last_name.as_deref().unwrap_or(&current.last_name);
-        super::coach::ensure_profile(&mut tx, id, first, last, now_micros()).await?;
+    let first = changes.first_name.as_deref().unwrap_or(&current.first_name);
+    let last = changes.last_name.as_deref().unwrap_or(&current.last_name);
+    match role {
+        Role::Coach => super::coach::ensure_profile(&mut tx, id, first, last, now_micros()).await?,
+        Role::Member => super::profiles::ensure(&mut tx, id, org, first, last).await?,
+        _ => {}
     }
     team::update(
         &mut tx,

@@ -96,6 +96,10 @@ pub enum Error {
     /// (e.g. submitting an approved profile for vetting).
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// A conditional request (`If-Match`) whose condition no longer holds:
+    /// someone else changed the resource first.
+    #[error("precondition failed")]
+    PreconditionFailed,
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]

@@ -11,6 +11,7 @@ pub mod email;
 pub mod error;
 pub mod organisation;
 pub mod passwords;
+pub mod profiles;
 pub mod rate_limit;
 pub mod tokens;
 pub mod uploads;
@@ -33,6 +34,13 @@ pub fn iso_date(micros: i64) -> String {
         Ok(t) => format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()),
         Err(_) => String::new(),
     }
+}
+
+/// A calendar date written `YYYY-MM-DD`, normalised; `None` if it is not one.
+pub fn parse_date(text: &str) -> Option<String> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(text, &format).ok()?;
+    date.format(&format).ok()
 }
 
 /// Today's UTC date, `YYYY-MM-DD`.

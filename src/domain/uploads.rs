@@ -301,6 +301,33 @@ pub fn verify_download_token(state: &AppState, token: &str) -> Option<i64> {
     (expires >= now_micros() / 1_000_000).then_some(id)
 }
 
+/// A permanent, tamper-proof reference to a blob in ActiveStorage's
+/// shape: `base64({"_rails":{"data":<id>,"pur":"blob_id"}})--<HMAC>`. The
+/// base64 is URL-safe, so the id can sit in a path.
+pub fn signed_id(state: &AppState, blob_id: i64) -> String {
+    let envelope = format!("{{\"_rails\":{{\"data\":{blob_id},\"pur\":\"blob_id\"}}}}");
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(envelope);
+    let sig = state.keys.sign("blob_id", &payload);
+    format!("{payload}--{sig}")
+}
+
+/// The blob a signed id names, if its signature holds.
+pub fn verify_signed_id(state: &AppState, signed: &str) -> Option<i64> {
+    let (payload, sig) = signed.rsplit_once("--")?;
+    let expected = state.keys.sign("blob_id", payload);
+    if !constant_time_eq(expected.as_bytes(), sig.as_bytes()) {
+        return None;
+    }
+    let envelope = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&envelope).ok()?;
+    let rails = value.get("_rails")?;
+    (rails.get("pur")?.as_str()? == "blob_id")
+        .then(|| rails.get("data")?.as_i64())
+        .flatten()
+}
+
 /// A stored file to send.
 pub struct Download {
     pub blob: BlobRow,

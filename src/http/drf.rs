@@ -135,6 +135,9 @@ impl IntoResponse for DrfError {
                     )
                 }
                 Error::BadRequest(message) => detail(StatusCode::BAD_REQUEST, &message),
+                Error::PreconditionFailed => {
+                    detail(StatusCode::PRECONDITION_FAILED, "Precondition failed.")
+                }
                 Error::Unavailable(reason) => {
                     tracing::warn!(error = %reason, "database unavailable");
                     extra.push((header::RETRY_AFTER, HeaderValue::from_static("5")));
@@ -630,12 +633,7 @@ impl<'a> Fields<'a> {
 pub const DATE_FORMAT: &str =
     "Date has wrong format. Use one of these formats instead: YYYY-MM-DD.";
 
-/// A calendar date written `YYYY-MM-DD`, normalised.
-pub fn parse_date(text: &str) -> Option<String> {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    let date = time::Date::parse(text, &format).ok()?;
-    date.format(&format).ok()
-}
+pub use crate::domain::parse_date;
 
 /// An absolute http(s) URL with a host, as Django's `URLValidator` roughly
 /// demands.

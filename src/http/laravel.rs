@@ -95,6 +95,10 @@ impl IntoResponse for LaravelError {
                 Error::BadRequest(message) => {
                     (StatusCode::BAD_REQUEST, json!({ "message": message }))
                 }
+                Error::PreconditionFailed => (
+                    StatusCode::PRECONDITION_FAILED,
+                    json!({"message": "Precondition Failed"}),
+                ),
                 Error::Unavailable(reason) => {
                     tracing::warn!(error = %reason, "database unavailable");
                     retry_after = Some(5);

@@ -13,6 +13,8 @@ pub mod files;
 pub mod health;
 pub mod laravel;
 pub mod org_api;
+pub mod profiles;
+pub mod rails;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -40,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .merge(company::routes())
         .merge(coach::routes())
         .merge(files::routes())
+        .merge(profiles::routes())
         .merge(org_api::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -61,28 +64,42 @@ pub fn router(state: AppState) -> Router {
         ))
 }
 
-/// Which dialect owns a path, for the bodies of 404 and 405.
-fn owned_by_org_api(path: &str) -> bool {
-    org_api::PREFIXES
-        .iter()
-        .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+/// The dialects, for the bodies of 404 and 405 outside any route.
+enum Dialect {
+    Drf,
+    Laravel,
+    Rails,
+}
+
+/// Which dialect owns a path.
+fn dialect_of(path: &str) -> Dialect {
+    let under = |p: &str| path == p || path.starts_with(&format!("{p}/"));
+    if org_api::PREFIXES.iter().any(|p| under(p)) {
+        Dialect::Laravel
+    } else if under(profiles::PREFIX) {
+        Dialect::Rails
+    } else {
+        Dialect::Drf
+    }
 }
 
 async fn not_found(req: Request) -> Response {
-    let body = if owned_by_org_api(req.uri().path()) {
-        json!({"message": "Not Found"})
-    } else {
-        json!({"detail": "Not found."})
+    let body = match dialect_of(req.uri().path()) {
+        Dialect::Laravel => json!({"message": "Not Found"}),
+        Dialect::Rails => json!({"error": rails::NOT_FOUND}),
+        Dialect::Drf => json!({"detail": "Not found."}),
     };
     (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
 }
 
 async fn method_not_allowed(req: Request) -> Response {
     let method = req.method();
-    let body = if owned_by_org_api(req.uri().path()) {
-        json!({"message": format!("The {method} method is not supported for this route.")})
-    } else {
-        json!({"detail": format!("Method \"{method}\" not allowed.")})
+    let body = match dialect_of(req.uri().path()) {
+        Dialect::Laravel => {
+            json!({"message": format!("The {method} method is not supported for this route.")})
+        }
+        Dialect::Rails => json!({"error": format!("Method {method} is not allowed here")}),
+        Dialect::Drf => json!({"detail": format!("Method \"{method}\" not allowed.")}),
     };
     (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
 }

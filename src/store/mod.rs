@@ -14,6 +14,7 @@ pub mod departments;
 pub mod organizations;
 pub mod outbox;
 pub mod people;
+pub mod profiles;
 pub mod programs;
 pub mod query;
 pub mod rate_limits;

@@ -296,6 +296,21 @@ impl TestApp {
         read(req.send().await.expect("request failed")).await
     }
 
+    /// POSTs a multipart form with `Authorization: Bearer <token>`.
+    pub async fn send_multipart_bearer(
+        &self,
+        path: &str,
+        token: &str,
+        form: reqwest::multipart::Form,
+    ) -> Reply {
+        let req = self
+            .client
+            .post(self.url(path))
+            .header("authorization", format!("Bearer {token}"))
+            .multipart(form);
+        read(req.send().await.expect("request failed")).await
+    }
+
     /// Fetches an absolute URL from a response (a signed file link) from
     /// this server, without credentials.
     pub async fn fetch_link(&self, url: &str) -> (u16, HeaderMap, Vec<u8>) {

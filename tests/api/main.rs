@@ -16,3 +16,4 @@ mod files;
 mod infra;
 mod mail;
 mod org_api;
+mod profiles;

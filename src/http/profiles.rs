@@ -1,0 +1,478 @@
+//! Worker profiles (seed 001) in the Rails dialect: `/api/v1/profiles...`
+//! for organisation admins and staff, `/api/v1/profile...` for a member's
+//! own profile, documents, sub-records, and signed blob ids.
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use serde_json::{Map, Value, json};
+
+use super::rails::{
+    Params, RailsAuth, RailsError, RailsResult, Upload, if_match, none_match, not_modified,
+    path_id, with_etag,
+};
+use crate::app::AppState;
+use crate::domain::profiles::{
+    self, COMPLIANCE_DOCUMENTS, ListQuery, Profile, ProfileChanges, RecordKind, Target,
+};
+use crate::domain::uploads::{self, Accept, download_url, signed_id};
+use crate::domain::{Error, FieldErrors, iso8601};
+use crate::store::profiles::{DocumentRow, RecordRow};
+
+/// Paths under this prefix answer 404 and 405 in this dialect.
+pub const PREFIX: &str = "/api/v1";
+
+pub fn routes() -> Router<AppState> {
+    let mut router = Router::new()
+        .route("/api/v1/profiles", get(list))
+        .route("/api/v1/profiles/{id}", get(show).put(update).patch(update))
+        .route(
+            "/api/v1/profile",
+            get(show_own).put(update_own).patch(update_own),
+        )
+        .route(
+            "/api/v1/profiles/{id}/documents/{kind}",
+            post(upload).delete(empty_document),
+        )
+        .route(
+            "/api/v1/profiles/{id}/documents/{kind}/{attachment}",
+            delete(remove_document),
+        )
+        .route(
+            "/api/v1/profile/documents/{kind}",
+            post(upload_own).delete(empty_own_document),
+        )
+        .route(
+            "/api/v1/profile/documents/{kind}/{attachment}",
+            delete(remove_own_document),
+        )
+        .route("/api/v1/blobs/{signed_id}", get(blob));
+    for collection in ["experiences", "interviews", "reviews"] {
+        router = router
+            .route(
+                &format!("/api/v1/profiles/{{id}}/{collection}"),
+                post(add_record),
+            )
+            .route(
+                &format!("/api/v1/profiles/{{id}}/{collection}/{{record}}"),
+                delete(remove_record),
+            );
+    }
+    // Upload bodies are bounded part by part by `Upload`.
+    router.layer(DefaultBodyLimit::disable())
+}
+
+// ------------------------------------------------------------- rendering
+
+fn empty_attachment() -> Value {
+    json!({"id": null, "signed_id": null, "byte_size": null, "filename": "", "url": null})
+}
+
+fn attachment_json(state: &AppState, d: &DocumentRow) -> Value {
+    json!({
+        "id": d.id,
+        "signed_id": signed_id(state, d.blob_id),
+        "byte_size": d.byte_size,
+        "filename": d.filename,
+        "url": download_url(state, d.blob_id, &d.filename),
+        "content_type": d.content_type,
+        "checksum": d.checksum,
+    })
+}
+
+fn record_json(r: &RecordRow) -> Value {
+    let mut map = match serde_json::from_str::<Value>(&r.data) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    let mut out = Map::new();
+    out.insert("id".into(), json!(r.id));
+    out.append(&mut map);
+    if r.kind == "reviews" {
+        out.insert("reviewer_id".into(), json!(r.actor_id));
+    }
+    out.insert("created_at".into(), json!(iso8601(r.created_at)));
+    Value::Object(out)
+}
+
+/// The profile object, field for field as seed 001 shows it.
+fn profile_json(state: &AppState, p: &Profile) -> Value {
+    let r = &p.row;
+    let slot = |kind: &str| {
+        p.documents
+            .iter()
+            .find(|d| d.kind == kind)
+            .map(|d| attachment_json(state, d))
+            .unwrap_or_else(empty_attachment)
+    };
+    let list = |kind: &str| {
+        p.documents
+            .iter()
+            .filter(|d| d.kind == kind)
+            .map(|d| attachment_json(state, d))
+            .collect::<Vec<_>>()
+    };
+    let records = |kind: &str| {
+        p.records
+            .iter()
+            .filter(|x| x.kind == kind)
+            .map(record_json)
+            .collect::<Vec<_>>()
+    };
+    let activities: Vec<Value> = p
+        .activities
+        .iter()
+        .map(|a| {
+            json!({
+                "id": a.id,
+                "action": a.action,
+                "changes": serde_json::from_str::<Value>(&a.changes).unwrap_or(Value::Null),
+                "actor_id": a.actor_id,
+                "created_at": iso8601(a.created_at),
+            })
+        })
+        .collect();
+    json!({
+        "id": r.id,
+        "activities": activities,
+        "bio": r.bio,
+        "birth_date": r.birth_date,
+        "child_safeguard_training": slot("child_safeguard_training"),
+        "compliance_documents": COMPLIANCE_DOCUMENTS,
+        "contact_phone_number": r.contact_phone_number,
+        "cpc": slot("cpc"),
+        "cv": slot("cv"),
+        "dbs": slot("dbs"),
+        "documents": list("documents"),
+        "driving_license": list("driving_license"),
+        "email": r.email,
+        "enchanced_dbs": slot("enchanced_dbs"),
+        "english_level": r.english_level,
+        "experiences": records("experiences"),
+        "first_name": r.first_name,
+        "interviews": records("interviews"),
+        "last_name": r.last_name,
+        "last_sign_in_at": r.last_sign_in_at.map(iso8601),
+        "licenses": p.licenses,
+        "medical_check": slot("medical_check"),
+        "phone_number": r.phone,
+        "postcode": r.postcode,
+        "reviews": records("reviews"),
+        "start_date": r.start_date,
+        "tacho": slot("tacho"),
+    })
+}
+
+fn profile_response(state: &AppState, status: StatusCode, p: &Profile) -> Response {
+    with_etag(
+        status,
+        json!({ "profile": profile_json(state, p) }),
+        &profiles::etag(&p.row),
+    )
+}
+
+// ------------------------------------------------------------------- reads
+
+async fn list(
+    State(state): State<AppState>,
+    RailsAuth(me): RailsAuth,
+    RawQuery(query): RawQuery,
+) -> RailsResult {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or("")).unwrap_or_default();
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let number = |name: &str, default: i64| {
+        get(name)
+            .and_then(|v| v.parse::<i64>().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(default)
+    };
+    let page = profiles::list(
+        &state,
+        &me,
+        ListQuery {
+            license: get("license").map(|v| v.to_ascii_lowercase()),
+            english_level: get("english_level").map(|v| v.to_ascii_lowercase()),
+            missing_document: get("missing_document"),
+            q: get("q"),
+            page: number("page", 1),
+            per_page: number("per_page", 25),
+        },
+    )
+    .await?;
+    let body = json!({
+        "profiles": page.profiles.iter().map(|p| profile_json(&state, p)).collect::<Vec<_>>(),
+        "meta": {"page": page.page, "per_page": page.per_page, "total": page.total},
+    });
+    Ok((StatusCode::OK, axum::Json(body)).into_response())
+}
+
+async fn respond_show(
+    state: &AppState,
+    me: &crate::domain::auth::Principal,
+    target: Target,
+    headers: &HeaderMap,
+) -> RailsResult {
+    let profile = profiles::find(state, me, target).await?;
+    let etag = profiles::etag(&profile.row);
+    if none_match(headers, &etag) {
+        return Ok(not_modified(&etag));
+    }
+    Ok(profile_response(state, StatusCode::OK, &profile))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    RailsAuth(me): RailsAuth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> RailsResult {
+    respond_show(&state, &me, Target::Id(path_id(&id)?), &headers).await
+}
+
+async fn show_own(
+    State(state): State<AppState>,
+    RailsAuth(me): RailsAuth,
+    headers: HeaderMap,
+) -> RailsResult {
+    respond_show(&state, &me, Target::Own, &headers).await
+}
+
+// ------------------------------------------------------------------ update
+
+/// Reads `profile[...]` into changes; type errors are 422s on the field.
+fn changes_from(profile: &Map<String, Value>) -> Result<ProfileChanges, RailsError> {
+    let mut errors = FieldErrors::new();
+    let mut text = |name: &str| -> Option<Option<String>> {
+        match profile.get(name)? {
+            Value::Null => Some(None),
+            Value::String(s) => Some(Some(s.clone())),
+            Value::Number(n) => Some(Some(n.to_string())),
+            _ => {
+                errors.add(name, "is invalid");
+                None
+            }
+        }
+    };
+    let mut changes = ProfileChanges {
+        first_name: text("first_name"),
+        last_name: text("last_name"),
+        postcode: text("postcode"),
+        english_level: text("english_level"),
+        contact_phone_number: text("contact_phone_number"),
+        birth_date: text("birth_date"),
+        start_date: text("start_date"),
+        bio: text("bio"),
+        licenses: None,
+    };
+    match profile.get("licenses") {
+        None => {}
+        Some(Value::Null) => changes.licenses = Some(Vec::new()),
+        Some(Value::Array(items)) => {
+            let mut licenses = Vec::new();
+            for item in items {
+                match item {
+                    Value::String(s) if s.trim().is_empty() => {}
+                    Value::String(s) => licenses.push(s.clone()),
+                    other => errors.add("licenses", format!("{other} is not a valid licence")),
+                }
+            }
+            changes.licenses = Some(licenses);
+        }
+        // A form may send one value, or an empty value to clear the list.
+        Some(Value::String(s)) if s.trim().is_empty() => changes.licenses = Some(Vec::new()),
+        Some(Value::String(s)) => changes.licenses = Some(vec![s.clone()]),
+        Some(_) => errors.add("licenses", "must be a list"),
+    }
+    errors.into_result()?;
+    Ok(changes)
+}
+
+async fn respond_update(
+    state: &AppState,
+    me: &crate::domain::auth::Principal,
+    target: Target,
+    headers: &HeaderMap,
+    params: &Params,
+) -> RailsResult {
+    let changes = changes_from(params.require("profile")?)?;
+    let condition = if_match(headers);
+    let profile = profiles::update(state, me, target, changes, condition.as_deref()).await?;
+    Ok(profile_response(state, StatusCode::OK, &profile))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    RailsAuth(me): RailsAuth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    params: Params,
+) -> RailsResult {
+    let target = Target::Id(path_id(&id)?);
+    respond_update(&state, &me, target, &headers, &params).await
+}
+
+async fn update_own(
+    State(state): State<AppState>,
+    RailsAuth(me): RailsAuth,
+    headers: HeaderMap,
+    params: Params,
+) -> RailsResult {
+    respond_update(&state, &me, Target::Own, &headers, &params).await
+}
+
+// --------------------------------------------------------------- documents
+
+async fn respond_upload(
+    state: &AppState,
+    me: &crate::domain::auth::Principal,
+    target: Target,
+    kind: &str,
+    upload: Upload,
+) -> RailsResult {
+    let file = uploads::check(state, upload.0, Accept::Documents)
+        .map_err(|message| Error::field("file", message))?;
+    let (document, profile) = profiles::upload(state, me, target, kind, file).await?;
+    Ok(with_etag(
+        StatusCode::CREATED,
+        attachment_json(state, &document),
+        &profiles::etag(&profile.row),
+    ))
+}
+
+async fn upload(
+    State(state): State<AppState>,
+    RailsAuth(me): RailsAuth,
+    Path((id, kind)): Path<(String, String)>,
+    file: Upload,
+) -> RailsResult {
+    respond_upload(&state, &me, Target::Id(path_id(&id)?), &kind, file).await
+}
+
+async fn upload_own(
+    State(state): State<AppState>,
+    RailsAuth(me): RailsAuth,
+    Path(kind): Path<String>,
+    file: Upload,
+) -> RailsResult {
+    respond_upload(&state, &me, Target::Own, &kind, file).await
+}
+
+async fn empty_document(
+    State(state): State<AppState>,
+    RailsAuth(me): RailsAuth,
+    Path((id, kind)): Path<(String, String)>,
+) -> RailsResult {
+    let target = Target::Id(path_id(&id)?);
+    profiles::remove_document(&state, &me, target, &kind, None).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn remove_document(
+    State(state): State<AppState>,
+    RailsAuth(me): RailsAuth,
+    Path((id, kind, attachment)): Path<(String, String, String)>,
+) -> RailsResult {
+    let target = Target::Id(path_id(&id)?);
+    let attachment = Some(path_id(&attachment)?);
+    profiles::remove_document(&state, &me, target, &kind, attachment).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn empty_own_document(
+    State(state): State<AppState>,
+    RailsAuth(me): RailsAuth,
+    Path(kind): Path<String>,
+) -> RailsResult {
+    profiles::remove_document(&state, &me, Target::Own, &kind, None).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn remove_own_document(
+    State(state): State<AppState>,
+    RailsAuth(me): RailsAuth,
+    Path((kind, attachment)): Path<(String, String)>,
+) -> RailsResult {
+    let attachment = Some(path_id(&attachment)?);
+    profiles::remove_document(&state, &me, Target::Own, &kind, attachment).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /api/v1/blobs/{signed_id}`: a 302 to a fresh download link, for
+/// those allowed to see the document; a tampered id is 404.
+async fn blob(
+    State(state): State<AppState>,
+    RailsAuth(me): RailsAuth,
+    Path(signed): Path<String>,
+) -> RailsResult {
+    let id = uploads::verify_signed_id(&state, &signed).ok_or(Error::NotFound)?;
+    if !profiles::may_read_blob(&state, &me, id).await? {
+        return Err(Error::NotFound.into());
+    }
+    let mut tx = state.db.begin().await.map_err(Error::from)?;
+    let found = crate::store::blobs::find(&mut tx, id)
+        .await
+        .map_err(Error::from)?;
+    tx.commit().await.map_err(Error::from)?;
+    let blob = found.ok_or(Error::NotFound)?;
+    let mut response = StatusCode::FOUND.into_response();
+    let location = download_url(&state, blob.id, &blob.filename);
+    if let Ok(value) = header::HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("max-age=300, private"),
+    );
+    Ok(response)
+}
+
+// ------------------------------------------------------------- sub-records
+
+/// The collection a sub-record path names (`/profiles/1/experiences`).
+fn record_kind(uri: &axum::http::Uri) -> Result<RecordKind, RailsError> {
+    uri.path()
+        .split('/')
+        .nth(5)
+        .and_then(RecordKind::parse)
+        .ok_or(RailsError::Domain(Error::NotFound))
+}
+
+async fn add_record(
+    State(state): State<AppState>,
+    RailsAuth(me): RailsAuth,
+    Path(id): Path<String>,
+    uri: axum::http::Uri,
+    params: Params,
+) -> RailsResult {
+    let kind = record_kind(&uri)?;
+    let target = Target::Id(path_id(&id)?);
+    let input = params.require(kind.member())?;
+    let record = profiles::add_record(&state, &me, target, kind, input).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({ kind.member(): record_json(&record) })),
+    )
+        .into_response())
+}
+
+async fn remove_record(
+    State(state): State<AppState>,
+    RailsAuth(me): RailsAuth,
+    Path((id, record)): Path<(String, String)>,
+    uri: axum::http::Uri,
+) -> RailsResult {
+    let kind = record_kind(&uri)?;
+    let target = Target::Id(path_id(&id)?);
+    profiles::remove_record(&state, &me, target, kind, path_id(&record)?).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
