@@ -95,6 +95,28 @@ scenarios() { # server base token
   run_wrk "$server" jwt_create post_json.lua "$base/api/auth/jwt/create/" BODY="{\"email\":\"$4\",\"password\":\"$PASSWORD\"}"
 }
 
+json_field() { # python expression over the JSON on stdin, bound to `j`
+  python3 -c "import json,sys; j=json.load(sys.stdin); print($1)"
+}
+
+# Surfaces the Django peer does not have: Roster only.
+roster_only() { # base admin-token
+  local base=$1 token=$2
+  curl -s "$base/api/myTeams/" -H "authorization: JWT $token" -H 'content-type: application/json' \
+    -d "{\"email\":\"coach@bench.example\",\"first_name\":\"Bench\",\"last_name\":\"Coach\",\"password\":\"$PASSWORD\",\"role\":\"Coach\"}" >/dev/null
+  local coach profile key
+  coach=$(login "$base" coach@bench.example)
+  run_wrk roster coach_me get.lua "$base/auth/coach/" AUTH="JWT $coach"
+  profile=$(curl -s "$base/api/v1/profiles?per_page=1&page=500" -H "authorization: Bearer $token" \
+    | json_field 'j["profiles"][0]["id"]')
+  run_wrk roster profile get.lua "$base/api/v1/profiles/$profile" AUTH="Bearer $token"
+  key=$(curl -s "$base/api/auth/api-keys/" -H "authorization: JWT $token" -H 'content-type: application/json' \
+    -d '{"name":"bench"}' | json_field 'j["key"]')
+  curl -s "$base/clients" -H "authorization: Bearer $key" -H 'content-type: application/json' \
+    -d '{"name":"Bench Client","email":"client@bench.example"}' >/dev/null
+  run_wrk roster clients_filter_email get.lua "$base/clients?filter%5Bemail%5D=client%40bench.example" AUTH="Bearer $key"
+}
+
 # --- Roster ---------------------------------------------------------------------
 ROSTER_DIR=$WORK/roster-$MEMBERS
 if [[ ! -e "$ROSTER_DIR/.seeded" ]]; then
@@ -116,6 +138,7 @@ wait_up http://127.0.0.1:8300/healthz
 sample_memory "$ROSTER_PID" "$WORK/mem-roster" &
 TOKEN=$(login http://127.0.0.1:8300 admin@bench.example)
 scenarios roster http://127.0.0.1:8300 "$TOKEN" admin@bench.example
+roster_only http://127.0.0.1:8300 "$TOKEN"
 touch "$WORK/mem-roster.stop"; sleep 0.5
 echo "roster peak_rss_kb=$(cat "$WORK/mem-roster")" | tee -a "$OUT" >&2
 kill "$ROSTER_PID"; wait "$ROSTER_PID" 2>/dev/null || true
