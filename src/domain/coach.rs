@@ -190,7 +190,13 @@ pub async fn ensure_profile(
     let base = base.trim_end_matches('-').to_string();
     let taken = coach::aliases_like(tx, &base).await?;
     let alias = unique_slug(&base, &taken);
-    coach::insert_profile(tx, user_id, &alias, now).await?;
+    if !coach::insert_profile(tx, user_id, &alias, now).await? {
+        // Taken by a concurrent insert: the user id makes it unique.
+        let alias = format!("{base}-u{user_id}");
+        if !coach::insert_profile(tx, user_id, &alias, now).await? {
+            return Err(Error::Unavailable("could not choose a coach alias".into()));
+        }
+    }
     Ok(())
 }
 
@@ -284,7 +290,16 @@ pub async fn update(state: &AppState, me: &Principal, changes: CoachChanges) -> 
             now,
         )
         .await?;
-        coach::update_profile(&mut tx, me.id(), &profile, now).await?;
+        coach::update_profile(&mut tx, me.id(), &profile, now)
+            .await
+            .map_err(|e| match e {
+                // Taken between the check and the write (PostgreSQL).
+                crate::store::StoreError::Conflict(_) => Error::field(
+                    "coachAlias",
+                    "coach profile with this coachAlias already exists.",
+                ),
+                other => other.into(),
+            })?;
         if let Some(areas) = &changes.area_list {
             let mut areas = areas.clone();
             areas.sort_unstable();

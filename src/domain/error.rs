@@ -116,7 +116,16 @@ impl From<StoreError> for Error {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Unavailable(msg) => Error::Unavailable(msg),
-            StoreError::Conflict(msg) | StoreError::Other(msg) => Error::Internal(msg),
+            // A uniqueness race the domain's own checks could not see (two
+            // concurrent writes on PostgreSQL): the loser is told to retry.
+            StoreError::Conflict(msg) => {
+                tracing::info!(error = %msg, "unique constraint raced");
+                Error::BadRequest(
+                    "This change conflicts with another one made at the same time; please retry."
+                        .into(),
+                )
+            }
+            StoreError::Other(msg) => Error::Internal(msg),
         }
     }
 }

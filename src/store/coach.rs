@@ -42,17 +42,20 @@ const COACH_SELECT: &str = "SELECT u.id, u.email, u.first_name, u.last_name, u.r
      COALESCE(p.vetting_updated_at, p.created_at) AS vetting_updated_at \
      FROM coach_profiles p JOIN users u ON u.id = p.user_id";
 
-pub async fn insert_profile(tx: &mut Tx, user_id: i64, alias: &str, now: i64) -> StoreResult<()> {
+/// Inserts a coach profile; `false` when `alias` was taken meanwhile (a
+/// concurrent insert on PostgreSQL), so the caller can try another.
+pub async fn insert_profile(tx: &mut Tx, user_id: i64, alias: &str, now: i64) -> StoreResult<bool> {
     const SQL: &str = "INSERT INTO coach_profiles (user_id, alias, vetting_status, approved, \
-         created_at, updated_at, vetting_updated_at) VALUES ($1, $2, 'PD', FALSE, $3, $3, $3)";
-    on_tx!(tx, |c| sqlx::query(SQL)
+         created_at, updated_at, vetting_updated_at) VALUES ($1, $2, 'PD', FALSE, $3, $3, $3) \
+         ON CONFLICT (alias) DO NOTHING";
+    let n = on_tx!(tx, |c| sqlx::query(SQL)
         .bind(user_id)
         .bind(alias)
         .bind(now)
         .execute(c)
         .await?
         .rows_affected());
-    Ok(())
+    Ok(n == 1)
 }
 
 /// Aliases equal to `base` or of the form `base-N`, for choosing a free one.
