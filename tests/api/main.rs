@@ -9,6 +9,7 @@ mod accounts_me;
 mod accounts_passwords;
 mod accounts_signup;
 mod api_keys;
+mod authz;
 mod coach;
 mod company_departments;
 mod company_team;
