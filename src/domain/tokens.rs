@@ -84,6 +84,8 @@ impl Keys {
     pub fn verify_jwt(&self, token: &str, expected: Option<TokenType>) -> Result<Claims, String> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
+        // Not before: a token dated in the future is not valid yet.
+        validation.validate_nbf = true;
         validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp"]);
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &validation)
@@ -95,6 +97,14 @@ impl Keys {
             _ => "Token is invalid".to_string(),
         })?;
         let claims = data.claims;
+        // Time claims must be numbers; a string is not "absent" (the
+        // CVE-2026-25537 class of bug), it is invalid.
+        if ["exp", "nbf", "iat"]
+            .iter()
+            .any(|c| claims.get(*c).is_some_and(|v| !v.is_number()))
+        {
+            return Err("Token is invalid".into());
+        }
         let token_type = match claims.get("token_type").and_then(Value::as_str) {
             Some(t) => t.to_string(),
             None => return Err("Token has no type".into()),

@@ -14,6 +14,7 @@ mod coach;
 mod company_departments;
 mod company_team;
 mod files;
+mod forged_tokens;
 mod infra;
 mod mail;
 mod org_api;
