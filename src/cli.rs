@@ -42,6 +42,8 @@ enum Command {
     },
     /// Print the effective settings, secrets masked.
     Config,
+    /// Print the OpenAPI 3.1 document of every operation.
+    Openapi,
     /// Create a demo organisation (admin, departments, coaches, members).
     SeedDemo {
         /// Team members to create (1000000 for benchmarks).
@@ -126,6 +128,11 @@ pub fn main() -> std::process::ExitCode {
             }
             Command::Config => {
                 print!("{}", config.describe());
+                Ok(())
+            }
+            Command::Openapi => {
+                let document = crate::http::openapi::document(&crate::http::operations());
+                println!("{}", serde_json::to_string_pretty(&document)?);
                 Ok(())
             }
         }

@@ -4,6 +4,9 @@
 //! (thin dialects over the domain), [`store`] the SQL for SQLite and
 //! PostgreSQL, [`filestore`] the bytes of uploaded files (disk or S3). [`server`] runs it all; [`cli`] is the command line.
 
+// The OpenAPI component schemas are one large `json!` literal.
+#![recursion_limit = "512"]
+
 pub mod app;
 pub mod cli;
 pub mod config;

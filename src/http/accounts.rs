@@ -1,14 +1,13 @@
 //! Accounts (seed 004 items 1-10, Djoser + SimpleJWT compatible), logout,
 //! and API keys, under `/api/auth/`.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
 
 use super::ClientIp;
+use super::api::{Api, Dialect, array, doc, object, r, string};
 use super::drf::{Authed, Data, DrfError, DrfResult, Fields, json_status, missing, no_content};
 use crate::app::AppState;
 use crate::domain::accounts::{self, INVALID_PASSWORD, Signup};
@@ -16,33 +15,159 @@ use crate::domain::{Error, Role, api_keys, iso8601};
 use crate::store::api_keys::ApiKeyRow;
 use crate::store::users::UserRow;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/auth/users", post(create_user))
-        .route(
+pub fn api() -> Api {
+    let user = r("User");
+    let tokens = r("TokenPair");
+    let empty = json!({"type": "object"});
+    let signup = object(
+        json!({"email": string(), "first_name": string(), "last_name": string(),
+               "role": {"enum": ["Admin", "Coach"]}, "company_name": string(),
+               "password": string(), "re_password": string()}),
+        &[
+            "email",
+            "first_name",
+            "last_name",
+            "role",
+            "password",
+            "re_password",
+        ],
+    );
+    let names = object(json!({"first_name": string(), "last_name": string()}), &[]);
+    let uid_token = object(
+        json!({"uid": string(), "token": string()}),
+        &["uid", "token"],
+    );
+    let email = object(json!({"email": string()}), &["email"]);
+    let refresh = object(json!({"refresh": string()}), &["refresh"]);
+    Api::new("Accounts", Dialect::Drf)
+        .post(
+            "/api/auth/users",
+            create_user,
+            doc("Sign up as Admin (with a new company) or Coach; an activation link is emailed")
+                .public()
+                .body(signup)
+                .ok(201, user.clone())
+                .errors(&[400]),
+        )
+        .get(
             "/api/auth/users/me",
-            get(find_me)
-                .put(replace_me)
-                .patch(update_me)
-                .delete(delete_me),
+            find_me,
+            doc("The signed-in user").ok(200, user.clone()),
         )
-        .route("/api/auth/users/activation", post(activate_user))
-        .route("/api/auth/users/resend_activation", post(resend_activation))
-        .route("/api/auth/users/set_password", post(set_password))
-        .route("/api/auth/users/reset_password", post(reset_password))
-        .route(
+        .put(
+            "/api/auth/users/me",
+            replace_me,
+            doc("Replace the user's names").body(names.clone()).ok(200, user.clone()).errors(&[400]),
+        )
+        .patch(
+            "/api/auth/users/me",
+            update_me,
+            doc("Change the user's names").body(names).ok(200, user.clone()).errors(&[400]),
+        )
+        .delete(
+            "/api/auth/users/me",
+            delete_me,
+            doc("Delete the account (needs current_password)")
+                .body(object(json!({"current_password": string()}), &["current_password"]))
+                .no_content()
+                .errors(&[400]),
+        )
+        .post(
+            "/api/auth/users/activation",
+            activate_user,
+            doc("Activate an account with the emailed uid and token")
+                .public()
+                .body(uid_token.clone())
+                .no_content()
+                .errors(&[400, 403]),
+        )
+        .post(
+            "/api/auth/users/resend_activation",
+            resend_activation,
+            doc("Email the activation link again").public().body(email.clone()).no_content().errors(&[400, 429]),
+        )
+        .post(
+            "/api/auth/users/set_password",
+            set_password,
+            doc("Change the password (ends every earlier token)")
+                .body(object(
+                    json!({"current_password": string(), "new_password": string(), "re_new_password": string()}),
+                    &["current_password", "new_password", "re_new_password"],
+                ))
+                .no_content()
+                .errors(&[400]),
+        )
+        .post(
+            "/api/auth/users/reset_password",
+            reset_password,
+            doc("Email a password-reset link (always 204)").public().body(email).no_content().errors(&[400, 429]),
+        )
+        .post(
             "/api/auth/users/reset_password_confirm",
-            post(reset_password_confirm),
+            reset_password_confirm,
+            doc("Set a new password with the emailed uid and token")
+                .public()
+                .body(object(
+                    json!({"uid": string(), "token": string(), "new_password": string(), "re_new_password": string()}),
+                    &["uid", "token", "new_password", "re_new_password"],
+                ))
+                .no_content()
+                .errors(&[400]),
         )
-        .route("/api/auth/jwt/create", post(create_jwt))
-        .route("/api/auth/jwt/refresh", post(refresh_jwt))
-        .route("/api/auth/jwt/verify", post(verify_jwt))
-        .route("/api/auth/jwt/blacklist", post(blacklist_jwt))
-        .route(
+        .post(
+            "/api/auth/jwt/create",
+            create_jwt,
+            doc("Log in: an access and a refresh token")
+                .public()
+                .body(object(json!({"email": string(), "password": string()}), &["email", "password"]))
+                .ok(200, tokens.clone())
+                .errors(&[400, 429]),
+        )
+        .post(
+            "/api/auth/jwt/refresh",
+            refresh_jwt,
+            doc("A new access token (and refresh token, when rotation is on)")
+                .public()
+                .body(refresh.clone())
+                .ok(200, tokens)
+                .errors(&[400]),
+        )
+        .post(
+            "/api/auth/jwt/verify",
+            verify_jwt,
+            doc("Check a token (answers {})")
+                .public()
+                .body(object(json!({"token": string()}), &["token"]))
+                .ok(200, empty.clone())
+                .errors(&[400]),
+        )
+        .post(
+            "/api/auth/jwt/blacklist",
+            blacklist_jwt,
+            doc("Log out: the refresh token stops working")
+                .public()
+                .body(refresh)
+                .ok(200, empty)
+                .errors(&[400]),
+        )
+        .get(
             "/api/auth/api-keys",
-            get(list_api_keys).post(create_api_key),
+            list_api_keys,
+            doc("The company's organisation API keys (admins)").ok(200, array(r("ApiKey"))).errors(&[403]),
         )
-        .route("/api/auth/api-keys/{id}", delete(delete_api_key))
+        .post(
+            "/api/auth/api-keys",
+            create_api_key,
+            doc("Create an API key; the key is shown only in this answer")
+                .body(object(json!({"name": string()}), &["name"]))
+                .ok(201, r("NewApiKey"))
+                .errors(&[400, 403]),
+        )
+        .delete(
+            "/api/auth/api-keys/{id}",
+            delete_api_key,
+            doc("Revoke an API key").no_content().errors(&[403, 404]),
+        )
 }
 
 /// Djoser's user object (`UserSerializer`).

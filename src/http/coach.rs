@@ -4,12 +4,13 @@
 
 use std::collections::HashMap;
 
-use axum::Router;
 use axum::extract::{DefaultBodyLimit, OriginalUri, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
 
+use super::api::{
+    Api, Dialect, array, date, doc, drf_page, integer, nullable_string, object, r, string,
+};
 use super::drf::{
     Authed, Data, DrfResult, Fields, UploadData, json_status, missing, no_content, path_id,
 };
@@ -23,32 +24,165 @@ use crate::domain::uploads::{Accept, download_url};
 use crate::domain::{Error, iso_date};
 use crate::store::coach::{CertificationRow, EducationRow, ProfileChanges};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
+pub fn api() -> Api {
+    let coach = r("Coach");
+    let coach_changes = object(
+        json!({
+            "dob": date(), "area_list": array(integer()),
+            "avatar": {"type": ["string", "null"], "contentMediaType": "image/png"},
+            "website": string(), "instagramId": string(), "twitterId": string(),
+            "introduction": string(), "about_you": string(),
+            "mother_tongue": {"type": ["integer", "null"]}, "coaching_language": {"type": ["integer", "null"]},
+            "business_name": string(), "coach_location": nullable_string(), "coach_since": date(),
+            "business_logo": {"type": ["string", "null"], "contentMediaType": "image/png"},
+            "coach_experience": string(), "coachAlias": string(),
+        }),
+        &[],
+    );
+    let certification = object(
+        json!({"id": integer(), "user_id": integer(), "name": string(), "issue_institution": string(),
+               "issue_date": date(), "attachment": {"type": ["string", "null"], "contentMediaType": "application/pdf"}}),
+        &["user_id"],
+    );
+    let education = object(
+        json!({"id": integer(), "user_id": integer(), "school_name": string(), "degree": string(),
+               "start_date": date(), "end_date": date()}),
+        &["user_id"],
+    );
+    Api::new("Coach", Dialect::Drf)
+        .get(
             "/auth/coach",
-            get(get_coach).put(update_coach).patch(update_coach),
+            get_coach,
+            doc("The signed-in coach's coach object")
+                .ok(200, coach.clone())
+                .errors(&[403]),
         )
-        .route("/auth/coach/certification", post(save_certification))
-        .route(
+        .put(
+            "/auth/coach",
+            update_coach,
+            doc(
+                "Update the coach object (any subset; JSON or multipart with avatar/business_logo)",
+            )
+            .body_with_files(coach_changes.clone())
+            .ok(200, coach.clone())
+            .errors(&[400, 403]),
+        )
+        .patch(
+            "/auth/coach",
+            update_coach,
+            doc(
+                "Update the coach object (any subset; JSON or multipart with avatar/business_logo)",
+            )
+            .body_with_files(coach_changes)
+            .ok(200, coach.clone())
+            .errors(&[400, 403]),
+        )
+        .post(
+            "/auth/coach/certification",
+            save_certification,
+            doc("Create a certification, or update the one `id` names (multipart for attachment)")
+                .body_with_files(certification)
+                .ok(201, r("Certification"))
+                .errors(&[400, 403, 404])
+                .describe("201 when created, 200 when `id` named an existing certification."),
+        )
+        .delete(
             "/auth/coach/certification/{id}",
-            delete(delete_certification),
+            delete_certification,
+            doc("Delete one of the coach's certifications")
+                .no_content()
+                .errors(&[403, 404]),
         )
-        .route("/auth/coach/education", post(save_education))
-        .route("/auth/coach/education/{id}", delete(delete_education))
-        .route("/auth/coach/vetting", post(submit_vetting))
-        .route("/auth/areas", get(areas))
-        .route("/auth/categories", get(categories))
-        .route("/auth/languages", get(languages))
-        .route("/auth/countries", get(countries))
-        .route("/api/admin/coaches", get(staff_list))
-        .route("/api/admin/coaches/{pk}", get(staff_find))
-        .route(
+        .post(
+            "/auth/coach/education",
+            save_education,
+            doc("Create an education entry, or update the one `id` names")
+                .body(education)
+                .ok(201, r("Education"))
+                .errors(&[400, 403, 404])
+                .describe("201 when created, 200 when `id` named an existing entry."),
+        )
+        .delete(
+            "/auth/coach/education/{id}",
+            delete_education,
+            doc("Delete one of the coach's education entries")
+                .no_content()
+                .errors(&[403, 404]),
+        )
+        .post(
+            "/auth/coach/vetting",
+            submit_vetting,
+            doc("Submit the profile for review (PD becomes RE)")
+                .ok(200, r("Vetting"))
+                .errors(&[400, 403]),
+        )
+        .get(
+            "/auth/areas",
+            areas,
+            doc("Areas of expertise").ok(200, array(r("Area"))),
+        )
+        .get(
+            "/auth/categories",
+            categories,
+            doc("Categories of areas").ok(200, array(r("Category"))),
+        )
+        .get(
+            "/auth/languages",
+            languages,
+            doc("ISO 639-1 languages").ok(200, array(r("Language"))),
+        )
+        .get(
+            "/auth/countries",
+            countries,
+            doc("ISO 3166-1 countries").ok(200, array(r("Country"))),
+        )
+        .get(
+            "/api/admin/coaches",
+            staff_list,
+            doc("Coaches for review (staff)")
+                .query(
+                    "vetting_status",
+                    json!({"enum": ["PD", "RE", "AP"]}),
+                    "only coaches in this state",
+                )
+                .query(
+                    "page",
+                    json!({"oneOf": [{"type": "integer", "minimum": 1}, {"const": "last"}]}),
+                    "page number, or last",
+                )
+                .query(
+                    "page_size",
+                    json!({"type": "integer", "minimum": 1}),
+                    "at most 100",
+                )
+                .ok(200, drf_page(coach.clone()))
+                .errors(&[400, 403, 404]),
+        )
+        .get(
+            "/api/admin/coaches/{pk}",
+            staff_find,
+            doc("One coach (staff)").ok(200, coach).errors(&[403, 404]),
+        )
+        .get(
             "/api/admin/coaches/{pk}/vetting",
-            get(staff_history).post(staff_decide),
+            staff_history,
+            doc("A coach's vetting history, oldest first (staff)")
+                .ok(200, array(r("VettingEvent")))
+                .errors(&[403, 404]),
+        )
+        .post(
+            "/api/admin/coaches/{pk}/vetting",
+            staff_decide,
+            doc("Approve (AP) or send back (PD, with a reason); the coach is emailed")
+                .body(object(
+                    json!({"status": {"enum": ["AP", "PD"]}, "reason": string()}),
+                    &["status"],
+                ))
+                .ok(200, r("Vetting"))
+                .errors(&[400, 403, 404]),
         )
         // Upload bodies are bounded part by part in `UploadData`.
-        .layer(DefaultBodyLimit::disable())
+        .map_router(|r| r.layer(DefaultBodyLimit::disable()))
 }
 
 // ------------------------------------------------------------- rendering

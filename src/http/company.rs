@@ -2,12 +2,11 @@
 //! `/api/myTeams/`, DRF `ModelViewSet`s with search, ordering and
 //! page-number pagination.
 
-use axum::Router;
 use axum::extract::{OriginalUri, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::get;
 use serde_json::{Value, json};
 
+use super::api::{Api, Dialect, Doc, doc, drf_page, object, r, string};
 use super::drf::{Authed, Data, DrfResult, Fields, json_status, missing, no_content, path_id};
 use super::drf_list::{list_request, page_body};
 use crate::app::AppState;
@@ -17,26 +16,137 @@ use crate::domain::{Role, iso8601};
 use crate::store::departments::{DepartmentOrder, DepartmentRow};
 use crate::store::team::{MemberOrder, MemberRow};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
+/// The DRF list parameters every company list takes.
+fn list_doc(summary: &'static str, item: serde_json::Value, ordering: &'static str) -> Doc {
+    doc(summary)
+        .query(
+            "page",
+            json!({"oneOf": [{"type": "integer", "minimum": 1}, {"const": "last"}]}),
+            "page number, or last",
+        )
+        .query(
+            "page_size",
+            json!({"type": "integer", "minimum": 1}),
+            "at most 100",
+        )
+        .query(
+            "search",
+            string(),
+            "every term must match (smart split, quotes keep phrases)",
+        )
+        .query("ordering", string(), ordering)
+        .ok(200, drf_page(item))
+        .errors(&[403, 404])
+}
+
+pub fn api() -> Api {
+    let department = r("Department");
+    let member = r("TeamMember");
+    let name = object(json!({"name": string()}), &["name"]);
+    let new_member = object(
+        json!({"email": string(), "first_name": string(), "last_name": string(), "password": string(),
+               "role": {"enum": ["Admin", "Coach", "Member"]}, "department": {"type": ["integer", "null"]}}),
+        &["email", "first_name", "last_name", "password"],
+    );
+    let member_change = object(
+        json!({"first_name": string(), "last_name": string(),
+               "role": {"enum": ["Admin", "Coach", "Member"]}, "department": {"type": ["integer", "null"]}}),
+        &[],
+    );
+    Api::new("Company admin", Dialect::Drf)
+        .get(
             "/api/departments",
-            get(list_departments).post(create_department),
+            list_departments,
+            list_doc(
+                "The company's departments (admins)",
+                department.clone(),
+                "id, name, created_at, updated_at; - for descending",
+            ),
         )
-        .route(
+        .post(
+            "/api/departments",
+            create_department,
+            doc("Create a department")
+                .body(name.clone())
+                .ok(201, department.clone())
+                .errors(&[400, 403]),
+        )
+        .get(
             "/api/departments/{id}",
-            get(find_department)
-                .patch(update_department)
-                .put(replace_department)
-                .delete(delete_department),
+            find_department,
+            doc("One department")
+                .ok(200, department.clone())
+                .errors(&[403, 404]),
         )
-        .route("/api/myTeams", get(list_team).post(create_member))
-        .route(
+        .patch(
+            "/api/departments/{id}",
+            update_department,
+            doc("Rename a department")
+                .body(name.clone())
+                .ok(200, department.clone())
+                .errors(&[400, 403, 404]),
+        )
+        .put(
+            "/api/departments/{id}",
+            replace_department,
+            doc("Replace a department")
+                .body(name)
+                .ok(200, department)
+                .errors(&[400, 403, 404]),
+        )
+        .delete(
+            "/api/departments/{id}",
+            delete_department,
+            doc("Delete a department (its members keep no department)")
+                .no_content()
+                .errors(&[403, 404]),
+        )
+        .get(
+            "/api/myTeams",
+            list_team,
+            list_doc(
+                "The company's admins, coaches and members (admins)",
+                member.clone(),
+                "id, email, first_name, last_name, role, created_at, updated_at; - for descending",
+            ),
+        )
+        .post(
+            "/api/myTeams",
+            create_member,
+            doc("Add a team member with a password")
+                .body(new_member)
+                .ok(201, member.clone())
+                .errors(&[400, 403]),
+        )
+        .get(
             "/api/myTeams/{id}",
-            get(find_member)
-                .patch(update_member)
-                .put(replace_member)
-                .delete(delete_member),
+            find_member,
+            doc("One team member")
+                .ok(200, member.clone())
+                .errors(&[403, 404]),
+        )
+        .patch(
+            "/api/myTeams/{id}",
+            update_member,
+            doc("Change a team member (role, names, department)")
+                .body(member_change.clone())
+                .ok(200, member.clone())
+                .errors(&[400, 403, 404]),
+        )
+        .put(
+            "/api/myTeams/{id}",
+            replace_member,
+            doc("Replace a team member's names, role and department")
+                .body(member_change)
+                .ok(200, member)
+                .errors(&[400, 403, 404]),
+        )
+        .delete(
+            "/api/myTeams/{id}",
+            delete_member,
+            doc("Remove a team member (their tokens stop working)")
+                .no_content()
+                .errors(&[400, 403, 404]),
         )
 }
 

@@ -2,21 +2,26 @@
 //! The link is the credential: no Authorization header is needed, and a
 //! tampered or expired link is a 404, like a file that does not exist.
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use axum::routing::get;
 
+use super::api::{Api, Dialect, doc};
 use super::drf::DrfResult;
 use crate::app::AppState;
 use crate::domain::uploads::{self, percent_encode_segment};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/files/{token}", get(download_unnamed))
-        .route("/files/{token}/{name}", get(download))
+pub fn api() -> Api {
+    let file = doc("Download a file through a signed, expiring link (no credentials)")
+        .public()
+        .string_param("token")
+        .string_param("name")
+        .file()
+        .errors(&[404]);
+    Api::new("Files", Dialect::Plain)
+        .get("/files/{token}", download_unnamed, file.clone())
+        .get("/files/{token}/{name}", download, file)
 }
 
 async fn download_unnamed(state: State<AppState>, Path(token): Path<String>) -> DrfResult {

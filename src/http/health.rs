@@ -1,18 +1,27 @@
 //! Liveness and readiness probes.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde_json::json;
 
+use super::api::{Api, Dialect, doc, r};
 use crate::app::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(alive))
-        .route("/readyz", get(ready))
+pub fn api() -> Api {
+    Api::new("Health", Dialect::Plain)
+        .get(
+            "/healthz",
+            alive,
+            doc("The process is alive").public().ok(200, r("Health")),
+        )
+        .get(
+            "/readyz",
+            ready,
+            doc("The database answers (503 with Retry-After when it does not)")
+                .public()
+                .ok(200, r("Health")),
+        )
 }
 
 /// The process is up.

@@ -4,14 +4,17 @@
 //! `nosniff`, panic safety, the 404 and 405 bodies).
 
 pub mod accounts;
+pub mod api;
 pub mod body;
 pub mod coach;
 pub mod company;
+pub mod docs;
 pub mod drf;
 pub mod drf_list;
 pub mod files;
 pub mod health;
 pub mod laravel;
+pub mod openapi;
 pub mod org_api;
 pub mod profiles;
 pub mod rails;
@@ -34,16 +37,32 @@ use crate::app::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Every surface's routes with their descriptions.
+fn apis() -> Vec<api::Api> {
+    vec![
+        health::api(),
+        accounts::api(),
+        company::api(),
+        coach::api(),
+        profiles::api(),
+        org_api::api(),
+        files::api(),
+        docs::api(),
+    ]
+}
+
+/// Every operation, as registered (what the OpenAPI document lists).
+pub fn operations() -> Vec<api::Operation> {
+    apis().into_iter().flat_map(|a| a.operations).collect()
+}
+
 /// The whole API: every surface, with the middleware every request gets.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .merge(health::routes())
-        .merge(accounts::routes())
-        .merge(company::routes())
-        .merge(coach::routes())
-        .merge(files::routes())
-        .merge(profiles::routes())
-        .merge(org_api::routes())
+    let mut router = Router::new();
+    for api in apis() {
+        router = router.merge(api.router);
+    }
+    router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone())

@@ -2,13 +2,12 @@
 //! `/team-members`, `/clients`, `/programs`, program members and custom
 //! fields. String ids, Unix-second timestamps, Laravel envelopes.
 
-use axum::Router;
 use axum::extract::{OriginalUri, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, put};
 use serde_json::{Map, Value, json};
 
+use super::api::{Api, Dialect, Doc, array, doc, laravel_page, object, r, string};
 use super::laravel::{
     Check, Input, LaravelError, LaravelResult, ListQuery, OrgAuth, list_query, paginated,
 };
@@ -19,24 +18,129 @@ use crate::store::custom_fields::FieldRow;
 use crate::store::people::{PeopleFilter, PeopleSort, PersonRow};
 use crate::store::programs::{ProgramRow, ProgramSort};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/me", get(find_me))
-        .route("/team-members", get(list_team_members))
-        .route("/clients", get(list_clients).post(create_client))
-        .route("/clients/{id}", put(update_client))
-        .route("/programs", get(list_programs).post(create_program))
-        .route(
+/// A Laravel list: `filter[...]`, `sort`, `page`, `per_page`.
+fn list_doc(summary: &'static str, item: Value, filters: &'static str, sorts: &'static str) -> Doc {
+    doc(summary)
+        .api_key()
+        .query(
+            "filter",
+            json!({"type": "object", "additionalProperties": {"type": "string"}}),
+            filters,
+        )
+        .query("sort", string(), sorts)
+        .query(
+            "page",
+            json!({"type": "integer", "minimum": 1}),
+            "page number (from 1)",
+        )
+        .query(
+            "per_page",
+            json!({"type": "integer", "minimum": 1}),
+            "at most 100",
+        )
+        .ok(200, laravel_page(item))
+        .errors(&[400, 403])
+}
+
+pub fn api() -> Api {
+    let wrap = |key: &str, schema: Value| object(json!({ key: schema }), &[key]);
+    Api::new("Organisation API", Dialect::Laravel)
+        .get(
+            "/me",
+            find_me,
+            doc("The API key's user and organisation").api_key().ok(200, r("OrgMe")).errors(&[403]),
+        )
+        .get(
+            "/team-members",
+            list_team_members,
+            list_doc("Admins, coaches and members", r("Person"), "filter[id], filter[email], filter[role]: comma-separated", "created_at, name, role; - for descending"),
+        )
+        .get(
+            "/clients",
+            list_clients,
+            list_doc("Clients with their custom-field info", r("Person"), "filter[id], filter[email]", "created_at, name"),
+        )
+        .post(
+            "/clients",
+            create_client,
+            doc("Create a client")
+                .api_key()
+                .body(object(json!({"name": string(), "email": string(), "password": string(), "timezone": string()}), &["name", "email"]))
+                .ok(201, wrap("client", r("Person")))
+                .errors(&[403, 422]),
+        )
+        .put(
+            "/clients/{id}",
+            update_client,
+            doc("Merge custom-field values into a client's info (null clears one)")
+                .api_key()
+                .string_param("id")
+                .body(object(json!({"info": {"type": "object"}}), &["info"]))
+                .ok(200, wrap("client", r("Person")))
+                .errors(&[403, 404, 422]),
+        )
+        .get(
+            "/programs",
+            list_programs,
+            list_doc("Programs", r("Program"), "filter[id]", "name, created_at"),
+        )
+        .post(
+            "/programs",
+            create_program,
+            doc("Create a program")
+                .api_key()
+                .body(object(json!({"name": string()}), &["name"]))
+                .ok(201, wrap("program", r("Program")))
+                .errors(&[403, 422]),
+        )
+        .get(
             "/programs/{id}/members",
-            get(list_program_members).post(add_program_member),
+            list_program_members,
+            list_doc("A program's members", r("Person"), "filter[id], filter[email], filter[role]", "name, created_at")
+                .string_param("id")
+                .errors(&[404]),
         )
-        .route(
+        .post(
+            "/programs/{id}/members",
+            add_program_member,
+            doc("Add a user of the organisation to a program")
+                .api_key()
+                .string_param("id")
+                .body(object(json!({"user": string(), "role": {"enum": ["leader", "coach", "member"]}}), &["user"]))
+                .ok(201, wrap("program_member", r("Person")))
+                .errors(&[403, 404, 422]),
+        )
+        .delete(
             "/programs/{id}/members/{user_id}",
-            delete(remove_program_member),
+            remove_program_member,
+            doc("Remove a member from a program")
+                .api_key()
+                .string_param("id")
+                .string_param("user_id")
+                .no_content()
+                .errors(&[403, 404]),
         )
-        .route(
+        .get(
             "/custom-fields",
-            get(list_custom_fields).post(create_custom_field),
+            list_custom_fields,
+            doc("The organisation's custom fields for clients")
+                .api_key()
+                .ok(200, object(json!({"data": array(r("CustomField"))}), &["data"]))
+                .errors(&[403]),
+        )
+        .post(
+            "/custom-fields",
+            create_custom_field,
+            doc("Define a custom field")
+                .api_key()
+                .body(object(
+                    json!({"slug": string(), "label": string(),
+                           "type": {"enum": ["text", "number", "date", "boolean", "select"]},
+                           "options": array(string()), "required": {"type": "boolean"}}),
+                    &["slug", "label", "type"],
+                ))
+                .ok(201, wrap("custom_field", r("CustomField")))
+                .errors(&[403, 422]),
         )
 }
 

@@ -2,13 +2,12 @@
 //! for organisation admins and staff, `/api/v1/profile...` for a member's
 //! own profile, documents, sub-records, and signed blob ids.
 
-use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use serde_json::{Map, Value, json};
 
+use super::api::{Api, Dialect, array, date, doc, nullable_string, object, r, string};
 use super::rails::{
     Params, RailsAuth, RailsError, RailsResult, Upload, if_match, none_match, not_modified,
     path_id, with_etag,
@@ -24,44 +23,193 @@ use crate::store::profiles::{DocumentRow, RecordRow};
 /// Paths under this prefix answer 404 and 405 in this dialect.
 pub const PREFIX: &str = "/api/v1";
 
-pub fn routes() -> Router<AppState> {
-    let mut router = Router::new()
-        .route("/api/v1/profiles", get(list))
-        .route("/api/v1/profiles/{id}", get(show).put(update).patch(update))
-        .route(
+pub fn api() -> Api {
+    let envelope = r("ProfileEnvelope");
+    let fields = object(
+        json!({
+            "first_name": string(), "last_name": string(), "postcode": nullable_string(),
+            "english_level": {"type": ["string", "null"]}, "contact_phone_number": nullable_string(),
+            "birth_date": date(), "start_date": date(), "bio": nullable_string(),
+            "licenses": array(string()),
+        }),
+        &[],
+    );
+    let body = object(json!({ "profile": fields }), &["profile"]);
+    let file_body = object(
+        json!({"file": {"type": "string", "contentMediaType": "application/pdf"}}),
+        &["file"],
+    );
+    let attachment = r("Attachment");
+    let show_doc = |summary| {
+        doc(summary)
+            .ok(200, envelope.clone())
+            .errors(&[304, 403, 404])
+            .describe("Carries an ETag; If-None-Match with it answers 304.")
+    };
+    let update_doc = |summary| {
+        doc(summary)
+            .body(body.clone())
+            .ok(200, envelope.clone())
+            .errors(&[400, 403, 404, 412, 415, 422])
+            .describe("Merges the given fields; the result must be complete. If-Match with a stale ETag answers 412.")
+    };
+    let mut api = Api::new("Worker profiles", Dialect::Rails)
+        .get(
+            "/api/v1/profiles",
+            list,
+            doc("Profiles of the organisation (admins) or of all (staff)")
+                .query("license", string(), "holds this licence")
+                .query(
+                    "english_level",
+                    string(),
+                    "beginner, intermediate, advanced, fluent or native",
+                )
+                .query("missing_document", string(), "lacks this document kind")
+                .query("q", string(), "substring of name, email or postcode")
+                .query(
+                    "page",
+                    json!({"type": "integer", "minimum": 1}),
+                    "page number",
+                )
+                .query(
+                    "per_page",
+                    json!({"type": "integer", "minimum": 1}),
+                    "at most 100",
+                )
+                .ok(200, r("ProfilePage"))
+                .errors(&[403, 422]),
+        )
+        .get(
+            "/api/v1/profiles/{id}",
+            show,
+            show_doc("A member's profile"),
+        )
+        .put(
+            "/api/v1/profiles/{id}",
+            update,
+            update_doc("Update a member's profile"),
+        )
+        .patch(
+            "/api/v1/profiles/{id}",
+            update,
+            update_doc("Update a member's profile"),
+        )
+        .get(
             "/api/v1/profile",
-            get(show_own).put(update_own).patch(update_own),
+            show_own,
+            show_doc("The signed-in member's own profile"),
         )
-        .route(
+        .put(
+            "/api/v1/profile",
+            update_own,
+            update_doc("Update the member's own profile"),
+        )
+        .patch(
+            "/api/v1/profile",
+            update_own,
+            update_doc("Update the member's own profile"),
+        )
+        .post(
             "/api/v1/profiles/{id}/documents/{kind}",
-            post(upload).delete(empty_document),
+            upload,
+            doc("Upload into a document slot (replaces) or list (appends)")
+                .string_param("kind")
+                .upload(file_body.clone())
+                .ok(201, attachment.clone())
+                .errors(&[403, 404, 422]),
         )
-        .route(
+        .delete(
+            "/api/v1/profiles/{id}/documents/{kind}",
+            empty_document,
+            doc("Empty a document slot or list")
+                .string_param("kind")
+                .no_content()
+                .errors(&[403, 404]),
+        )
+        .delete(
             "/api/v1/profiles/{id}/documents/{kind}/{attachment}",
-            delete(remove_document),
+            remove_document,
+            doc("Remove one attachment")
+                .string_param("kind")
+                .no_content()
+                .errors(&[403, 404]),
         )
-        .route(
+        .post(
             "/api/v1/profile/documents/{kind}",
-            post(upload_own).delete(empty_own_document),
+            upload_own,
+            doc("Upload to the member's own profile")
+                .string_param("kind")
+                .upload(file_body)
+                .ok(201, attachment)
+                .errors(&[404, 422]),
         )
-        .route(
+        .delete(
+            "/api/v1/profile/documents/{kind}",
+            empty_own_document,
+            doc("Empty a slot or list of the member's own profile")
+                .string_param("kind")
+                .no_content()
+                .errors(&[404]),
+        )
+        .delete(
             "/api/v1/profile/documents/{kind}/{attachment}",
-            delete(remove_own_document),
+            remove_own_document,
+            doc("Remove one attachment of the member's own profile")
+                .string_param("kind")
+                .no_content()
+                .errors(&[404]),
         )
-        .route("/api/v1/blobs/{signed_id}", get(blob));
-    for collection in ["experiences", "interviews", "reviews"] {
-        router = router
-            .route(
-                &format!("/api/v1/profiles/{{id}}/{collection}"),
-                post(add_record),
+        .get(
+            "/api/v1/blobs/{signed_id}",
+            blob,
+            doc("Follow a signed id to a fresh download link (302)")
+                .string_param("signed_id")
+                .redirect()
+                .errors(&[404]),
+        );
+    let records = [
+        (
+            "/api/v1/profiles/{id}/experiences",
+            "/api/v1/profiles/{id}/experiences/{record}",
+            "experience",
+            json!({"company": string(), "role": string(), "start_date": date(), "end_date": date(), "description": string()}),
+            &["company"][..],
+        ),
+        (
+            "/api/v1/profiles/{id}/interviews",
+            "/api/v1/profiles/{id}/interviews/{record}",
+            "interview",
+            json!({"date": date(), "interviewer": string(), "outcome": {"enum": ["pending", "passed", "failed"]}, "notes": string()}),
+            &["date"][..],
+        ),
+        (
+            "/api/v1/profiles/{id}/reviews",
+            "/api/v1/profiles/{id}/reviews/{record}",
+            "review",
+            json!({"rating": {"type": "integer", "minimum": 1, "maximum": 5}, "comment": string()}),
+            &["rating"][..],
+        ),
+    ];
+    for (collection, member, key, properties, required) in records {
+        api = api
+            .post(
+                collection,
+                add_record,
+                doc("Add a record to the profile")
+                    .body(object(json!({ key: object(properties, required) }), &[key]))
+                    .ok(201, object(json!({ key: r("ProfileRecord") }), &[key]))
+                    .errors(&[400, 403, 404, 422]),
             )
-            .route(
-                &format!("/api/v1/profiles/{{id}}/{collection}/{{record}}"),
-                delete(remove_record),
+            .delete(
+                member,
+                remove_record,
+                doc("Remove a record from the profile")
+                    .no_content()
+                    .errors(&[403, 404]),
             );
     }
     // Upload bodies are bounded part by part by `Upload`.
-    router.layer(DefaultBodyLimit::disable())
+    api.map_router(|r| r.layer(DefaultBodyLimit::disable()))
 }
 
 // ------------------------------------------------------------- rendering

@@ -17,5 +17,6 @@ mod files;
 mod forged_tokens;
 mod infra;
 mod mail;
+mod openapi;
 mod org_api;
 mod profiles;
