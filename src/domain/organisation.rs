@@ -19,7 +19,7 @@ use crate::store::programs::{self, ProgramRow, ProgramSort};
 use crate::store::users::{self, NewUser, UserRow};
 
 /// IANA time zone names (from the tz database), for `timezone` fields.
-static TIMEZONES: LazyLock<Vec<&'static str>> =
+pub static TIMEZONES: LazyLock<Vec<&'static str>> =
     LazyLock::new(|| include_str!("timezones.txt").lines().collect());
 
 pub fn is_timezone(name: &str) -> bool {

@@ -7,7 +7,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::ClientIp;
-use super::api::{Api, Dialect, array, doc, object, r, string};
+use super::api::{Api, Dialect, array, doc, email, object, r, text};
 use super::drf::{Authed, Data, DrfError, DrfResult, Fields, json_status, missing, no_content};
 use crate::app::AppState;
 use crate::domain::accounts::{self, INVALID_PASSWORD, Signup};
@@ -20,9 +20,9 @@ pub fn api() -> Api {
     let tokens = r("TokenPair");
     let empty = json!({"type": "object"});
     let signup = object(
-        json!({"email": string(), "first_name": string(), "last_name": string(),
-               "role": {"enum": ["Admin", "Coach"]}, "company_name": string(),
-               "password": string(), "re_password": string()}),
+        json!({"email": email(), "first_name": text(), "last_name": text(),
+               "role": {"enum": ["Admin", "Coach", "admin", "coach"]}, "company_name": text(),
+               "password": text(), "re_password": text()}),
         &[
             "email",
             "first_name",
@@ -32,13 +32,10 @@ pub fn api() -> Api {
             "re_password",
         ],
     );
-    let names = object(json!({"first_name": string(), "last_name": string()}), &[]);
-    let uid_token = object(
-        json!({"uid": string(), "token": string()}),
-        &["uid", "token"],
-    );
-    let email = object(json!({"email": string()}), &["email"]);
-    let refresh = object(json!({"refresh": string()}), &["refresh"]);
+    let names = object(json!({"first_name": text(), "last_name": text()}), &[]);
+    let uid_token = object(json!({"uid": text(), "token": text()}), &["uid", "token"]);
+    let email_body = object(json!({"email": email()}), &["email"]);
+    let refresh = object(json!({"refresh": text()}), &["refresh"]);
     Api::new("Accounts", Dialect::Drf)
         .post(
             "/api/auth/users",
@@ -57,18 +54,18 @@ pub fn api() -> Api {
         .put(
             "/api/auth/users/me",
             replace_me,
-            doc("Replace the user's names").body(names.clone()).ok(200, user.clone()).errors(&[400]),
+            doc("Replace the user's names").body(object(json!({"first_name": text(), "last_name": text()}), &["first_name", "last_name"])).ok(200, user.clone()).errors(&[400]),
         )
         .patch(
             "/api/auth/users/me",
             update_me,
-            doc("Change the user's names").body(names).ok(200, user.clone()).errors(&[400]),
+            doc("Change the user's names").body(names).optional_body().ok(200, user.clone()).errors(&[400]),
         )
         .delete(
             "/api/auth/users/me",
             delete_me,
             doc("Delete the account (needs current_password)")
-                .body(object(json!({"current_password": string()}), &["current_password"]))
+                .body(object(json!({"current_password": text()}), &["current_password"]))
                 .no_content()
                 .errors(&[400]),
         )
@@ -84,14 +81,14 @@ pub fn api() -> Api {
         .post(
             "/api/auth/users/resend_activation",
             resend_activation,
-            doc("Email the activation link again").public().body(email.clone()).no_content().errors(&[400, 429]),
+            doc("Email the activation link again").public().body(email_body.clone()).no_content().errors(&[400, 429]),
         )
         .post(
             "/api/auth/users/set_password",
             set_password,
             doc("Change the password (ends every earlier token)")
                 .body(object(
-                    json!({"current_password": string(), "new_password": string(), "re_new_password": string()}),
+                    json!({"current_password": text(), "new_password": text(), "re_new_password": text()}),
                     &["current_password", "new_password", "re_new_password"],
                 ))
                 .no_content()
@@ -100,7 +97,7 @@ pub fn api() -> Api {
         .post(
             "/api/auth/users/reset_password",
             reset_password,
-            doc("Email a password-reset link (always 204)").public().body(email).no_content().errors(&[400, 429]),
+            doc("Email a password-reset link (always 204)").public().body(email_body).no_content().errors(&[400, 429]),
         )
         .post(
             "/api/auth/users/reset_password_confirm",
@@ -108,7 +105,7 @@ pub fn api() -> Api {
             doc("Set a new password with the emailed uid and token")
                 .public()
                 .body(object(
-                    json!({"uid": string(), "token": string(), "new_password": string(), "re_new_password": string()}),
+                    json!({"uid": text(), "token": text(), "new_password": text(), "re_new_password": text()}),
                     &["uid", "token", "new_password", "re_new_password"],
                 ))
                 .no_content()
@@ -119,9 +116,9 @@ pub fn api() -> Api {
             create_jwt,
             doc("Log in: an access and a refresh token")
                 .public()
-                .body(object(json!({"email": string(), "password": string()}), &["email", "password"]))
+                .body(object(json!({"email": text(), "password": text()}), &["email", "password"]))
                 .ok(200, tokens.clone())
-                .errors(&[400, 429]),
+                .errors(&[400, 401, 429]),
         )
         .post(
             "/api/auth/jwt/refresh",
@@ -130,16 +127,16 @@ pub fn api() -> Api {
                 .public()
                 .body(refresh.clone())
                 .ok(200, tokens)
-                .errors(&[400]),
+                .errors(&[400, 401]),
         )
         .post(
             "/api/auth/jwt/verify",
             verify_jwt,
             doc("Check a token (answers {})")
                 .public()
-                .body(object(json!({"token": string()}), &["token"]))
+                .body(object(json!({"token": text()}), &["token"]))
                 .ok(200, empty.clone())
-                .errors(&[400]),
+                .errors(&[400, 401]),
         )
         .post(
             "/api/auth/jwt/blacklist",
@@ -148,7 +145,7 @@ pub fn api() -> Api {
                 .public()
                 .body(refresh)
                 .ok(200, empty)
-                .errors(&[400]),
+                .errors(&[400, 401]),
         )
         .get(
             "/api/auth/api-keys",
@@ -159,7 +156,7 @@ pub fn api() -> Api {
             "/api/auth/api-keys",
             create_api_key,
             doc("Create an API key; the key is shown only in this answer")
-                .body(object(json!({"name": string()}), &["name"]))
+                .body(object(json!({"name": text()}), &["name"]))
                 .ok(201, r("NewApiKey"))
                 .errors(&[400, 403]),
         )

@@ -107,6 +107,26 @@ impl Doc {
         self
     }
 
+    /// A JSON body only (nested objects have no form encoding here).
+    pub fn json_body(mut self, schema: Value) -> Self {
+        self.request = Some(RequestBody {
+            schema,
+            json: true,
+            form: false,
+            multipart: false,
+            required: true,
+        });
+        self
+    }
+
+    /// The body may be left out (PATCH: nothing changes).
+    pub fn optional_body(mut self) -> Self {
+        if let Some(body) = &mut self.request {
+            body.required = false;
+        }
+        self
+    }
+
     /// A JSON body that may also come as multipart (with files).
     pub fn body_with_files(mut self, schema: Value) -> Self {
         self.request = Some(RequestBody {
@@ -136,6 +156,19 @@ impl Doc {
         self
     }
 
+    /// A query object written `name[key]=value` (OpenAPI's deepObject style).
+    pub fn deep_object_query(
+        mut self,
+        name: &'static str,
+        schema: Value,
+        about: &'static str,
+    ) -> Self {
+        let mut schema = schema;
+        schema["x-style"] = json!("deepObject");
+        self.query.push((name, schema, about));
+        self
+    }
+
     pub fn ok(mut self, status: u16, schema: Value) -> Self {
         self.success = (status, Some(schema));
         self
@@ -145,6 +178,12 @@ impl Doc {
     pub fn file(mut self) -> Self {
         self.success = (200, Some(json!({"type": "string", "format": "binary"})));
         self.success_media = "application/octet-stream";
+        self
+    }
+
+    /// A success body of another media type than JSON.
+    pub fn media(mut self, media: &'static str) -> Self {
+        self.success_media = media;
         self
     }
 
@@ -291,6 +330,29 @@ pub fn laravel_page(item: Value) -> Value {
 
 pub fn string() -> Value {
     json!({"type": "string"})
+}
+
+/// A required text field as DRF and Rails read it: a string with something
+/// other than whitespace in it (numbers are taken as their text).
+pub fn text() -> Value {
+    json!({"type": ["string", "number"], "minLength": 1, "pattern": "\\S"})
+}
+
+/// A required Laravel `string` field: numbers are refused.
+pub fn laravel_text() -> Value {
+    json!({"type": "string", "minLength": 1, "pattern": "\\S"})
+}
+
+/// An email address as Roster checks it: one `@` with text on both
+/// sides and a dot in the domain.
+pub fn email() -> Value {
+    json!({"type": "string", "format": "email", "maxLength": 254})
+}
+
+/// A page number or size: integers; anything else falls back to the
+/// default, as DRF and Laravel do.
+pub fn page_number() -> Value {
+    json!({"type": "integer"})
 }
 
 pub fn nullable_string() -> Value {

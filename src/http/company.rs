@@ -6,7 +6,7 @@ use axum::extract::{OriginalUri, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
-use super::api::{Api, Dialect, Doc, doc, drf_page, object, r, string};
+use super::api::{Api, Dialect, Doc, doc, drf_page, email, object, page_number, r, string, text};
 use super::drf::{Authed, Data, DrfResult, Fields, json_status, missing, no_content, path_id};
 use super::drf_list::{list_request, page_body};
 use crate::app::AppState;
@@ -26,8 +26,8 @@ fn list_doc(summary: &'static str, item: serde_json::Value, ordering: &'static s
         )
         .query(
             "page_size",
-            json!({"type": "integer", "minimum": 1}),
-            "at most 100",
+            page_number(),
+            "at most 100; below 1 or not a number means 10",
         )
         .query(
             "search",
@@ -42,17 +42,14 @@ fn list_doc(summary: &'static str, item: serde_json::Value, ordering: &'static s
 pub fn api() -> Api {
     let department = r("Department");
     let member = r("TeamMember");
-    let name = object(json!({"name": string()}), &["name"]);
+    let name = object(json!({"name": text()}), &["name"]);
     let new_member = object(
-        json!({"email": string(), "first_name": string(), "last_name": string(), "password": string(),
+        json!({"email": email(), "first_name": text(), "last_name": text(), "password": text(),
                "role": {"enum": ["Admin", "Coach", "Member"]}, "department": {"type": ["integer", "null"]}}),
         &["email", "first_name", "last_name", "password"],
     );
-    let member_change = object(
-        json!({"first_name": string(), "last_name": string(),
-               "role": {"enum": ["Admin", "Coach", "Member"]}, "department": {"type": ["integer", "null"]}}),
-        &[],
-    );
+    let member_fields = json!({"first_name": text(), "last_name": text(),
+               "role": {"enum": ["Admin", "Coach", "Member"]}, "department": {"type": ["integer", "null"]}});
     Api::new("Company admin", Dialect::Drf)
         .get(
             "/api/departments",
@@ -82,7 +79,8 @@ pub fn api() -> Api {
             "/api/departments/{id}",
             update_department,
             doc("Rename a department")
-                .body(name.clone())
+                .body(object(json!({"name": text()}), &[]))
+                .optional_body()
                 .ok(200, department.clone())
                 .errors(&[400, 403, 404]),
         )
@@ -129,7 +127,8 @@ pub fn api() -> Api {
             "/api/myTeams/{id}",
             update_member,
             doc("Change a team member (role, names, department)")
-                .body(member_change.clone())
+                .body(object(member_fields.clone(), &[]))
+                .optional_body()
                 .ok(200, member.clone())
                 .errors(&[400, 403, 404]),
         )
@@ -137,7 +136,7 @@ pub fn api() -> Api {
             "/api/myTeams/{id}",
             replace_member,
             doc("Replace a team member's names, role and department")
-                .body(member_change)
+                .body(object(member_fields, &["first_name", "last_name"]))
                 .ok(200, member)
                 .errors(&[400, 403, 404]),
         )

@@ -24,17 +24,24 @@ pub fn api() -> Api {
             page,
             doc("An interactive page for the document (Swagger UI)")
                 .public()
-                .ok(200, json!({"type": "string"})),
+                .ok(200, json!({"type": "string"}))
+                .media("text/html"),
         )
         .get(
             "/docs/swagger-ui-bundle.js",
             bundle,
-            doc("Swagger UI's script (vendored)").public().file(),
+            doc("Swagger UI's script (vendored)")
+                .public()
+                .file()
+                .media("text/javascript"),
         )
         .get(
             "/docs/swagger-ui.css",
             css,
-            doc("Swagger UI's style sheet (vendored)").public().file(),
+            doc("Swagger UI's style sheet (vendored)")
+                .public()
+                .file()
+                .media("text/css"),
         )
 }
 

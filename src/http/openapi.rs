@@ -132,8 +132,18 @@ fn operation(op: &Operation) -> Value {
         }
     }
     for (name, schema, about) in &d.query {
-        parameters.push(json!({"name": name, "in": "query", "required": false,
-                               "schema": schema, "description": about}));
+        let mut schema = schema.clone();
+        let deep = schema
+            .as_object_mut()
+            .and_then(|o| o.remove("x-style"))
+            .is_some();
+        let mut parameter = json!({"name": name, "in": "query", "required": false,
+                                   "schema": schema, "description": about});
+        if deep {
+            parameter["style"] = json!("deepObject");
+            parameter["explode"] = json!(true);
+        }
+        parameters.push(parameter);
     }
     if !parameters.is_empty() {
         o.insert("parameters".into(), Value::Array(parameters));
@@ -169,7 +179,8 @@ fn operation(op: &Operation) -> Value {
         errors.push(401);
     }
     if d.request.is_some() {
-        errors.push(413);
+        // Malformed bodies, bodies of another media type, oversize bodies.
+        errors.extend([400, 413, 415]);
     }
     errors.push(503);
     errors.sort_unstable();

@@ -7,7 +7,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::api::{Api, Dialect, Doc, array, doc, laravel_page, object, r, string};
+use super::api::{
+    Api, Dialect, Doc, array, doc, email, laravel_page, laravel_text, object, page_number, r,
+    string,
+};
 use super::laravel::{
     Check, Input, LaravelError, LaravelResult, ListQuery, OrgAuth, list_query, paginated,
 };
@@ -19,31 +22,36 @@ use crate::store::people::{PeopleFilter, PeopleSort, PersonRow};
 use crate::store::programs::{ProgramRow, ProgramSort};
 
 /// A Laravel list: `filter[...]`, `sort`, `page`, `per_page`.
-fn list_doc(summary: &'static str, item: Value, filters: &'static str, sorts: &'static str) -> Doc {
+fn list_doc(summary: &'static str, item: Value, filters: &[&str], sorts: &[&str]) -> Doc {
+    let alternatives = sorts.join("|");
+    let mut properties = serde_json::Map::new();
+    for f in filters {
+        properties.insert(
+            f.to_string(),
+            json!({"type": "string", "description": "comma-separated values"}),
+        );
+    }
     doc(summary)
         .api_key()
-        .query(
+        .deep_object_query(
             "filter",
-            json!({"type": "object", "additionalProperties": {"type": "string"}}),
-            filters,
-        )
-        .query("sort", string(), sorts)
-        .query(
-            "page",
-            json!({"type": "integer", "minimum": 1}),
-            "page number (from 1)",
+            json!({"type": "object", "properties": properties, "additionalProperties": false}),
+            "filters; another name is 400",
         )
         .query(
-            "per_page",
-            json!({"type": "integer", "minimum": 1}),
-            "at most 100",
+            "sort",
+            json!({"type": "string", "pattern": format!("^-?({alternatives})(,-?({alternatives}))*$")}),
+            "comma-separated fields, - for descending; another field is 400",
         )
+        .query("page", page_number(), "page number; below 1 or not a number means 1; past the end is empty")
+        .query("per_page", page_number(), "below 1 or not a number means 15; above 100 means 100")
         .ok(200, laravel_page(item))
         .errors(&[400, 403])
 }
 
 pub fn api() -> Api {
     let wrap = |key: &str, schema: Value| object(json!({ key: schema }), &[key]);
+    let timezones: Vec<&str> = organisation::TIMEZONES.iter().copied().collect();
     Api::new("Organisation API", Dialect::Laravel)
         .get(
             "/me",
@@ -53,19 +61,24 @@ pub fn api() -> Api {
         .get(
             "/team-members",
             list_team_members,
-            list_doc("Admins, coaches and members", r("Person"), "filter[id], filter[email], filter[role]: comma-separated", "created_at, name, role; - for descending"),
+            list_doc("Admins, coaches and members", r("Person"), &["id", "email", "role"], &["created_at", "name", "role"]),
         )
         .get(
             "/clients",
             list_clients,
-            list_doc("Clients with their custom-field info", r("Person"), "filter[id], filter[email]", "created_at, name"),
+            list_doc("Clients with their custom-field info", r("Person"), &["id", "email"], &["created_at", "name"]),
         )
         .post(
             "/clients",
             create_client,
             doc("Create a client")
                 .api_key()
-                .body(object(json!({"name": string(), "email": string(), "password": string(), "timezone": string()}), &["name", "email"]))
+                .body(object(
+                    json!({"name": laravel_text(), "email": email(),
+                           "password": {"type": "string", "maxLength": 128},
+                           "timezone": {"enum": timezones}}),
+                    &["name", "email"],
+                ))
                 .ok(201, wrap("client", r("Person")))
                 .errors(&[403, 422]),
         )
@@ -75,28 +88,28 @@ pub fn api() -> Api {
             doc("Merge custom-field values into a client's info (null clears one)")
                 .api_key()
                 .string_param("id")
-                .body(object(json!({"info": {"type": "object"}}), &["info"]))
+                .json_body(object(json!({"info": {"type": "object"}}), &["info"]))
                 .ok(200, wrap("client", r("Person")))
                 .errors(&[403, 404, 422]),
         )
         .get(
             "/programs",
             list_programs,
-            list_doc("Programs", r("Program"), "filter[id]", "name, created_at"),
+            list_doc("Programs", r("Program"), &["id"], &["name", "created_at"]),
         )
         .post(
             "/programs",
             create_program,
             doc("Create a program")
                 .api_key()
-                .body(object(json!({"name": string()}), &["name"]))
+                .body(object(json!({"name": laravel_text()}), &["name"]))
                 .ok(201, wrap("program", r("Program")))
                 .errors(&[403, 422]),
         )
         .get(
             "/programs/{id}/members",
             list_program_members,
-            list_doc("A program's members", r("Person"), "filter[id], filter[email], filter[role]", "name, created_at")
+            list_doc("A program's members", r("Person"), &["id", "email", "role"], &["name", "created_at"])
                 .string_param("id")
                 .errors(&[404]),
         )
@@ -106,7 +119,7 @@ pub fn api() -> Api {
             doc("Add a user of the organisation to a program")
                 .api_key()
                 .string_param("id")
-                .body(object(json!({"user": string(), "role": {"enum": ["leader", "coach", "member"]}}), &["user"]))
+                .body(object(json!({"user": laravel_text(), "role": {"enum": ["leader", "coach", "member"]}}), &["user"]))
                 .ok(201, wrap("program_member", r("Person")))
                 .errors(&[403, 404, 422]),
         )
@@ -133,8 +146,9 @@ pub fn api() -> Api {
             create_custom_field,
             doc("Define a custom field")
                 .api_key()
-                .body(object(
-                    json!({"slug": string(), "label": string(),
+                .json_body(object(
+                    json!({"slug": {"type": "string", "maxLength": 64, "pattern": "^\\s*[a-z0-9_-]+\\s*$"},
+                           "label": laravel_text(),
                            "type": {"enum": ["text", "number", "date", "boolean", "select"]},
                            "options": array(string()), "required": {"type": "boolean"}}),
                     &["slug", "label", "type"],
