@@ -125,6 +125,9 @@ impl From<StoreError> for Error {
                         .into(),
                 )
             }
+            StoreError::InvalidText(_) => {
+                Error::BadRequest("Text may not contain NUL characters.".into())
+            }
             StoreError::Other(msg) => Error::Internal(msg),
         }
     }

@@ -97,6 +97,13 @@ pub fn if_match_holds(if_match: &str, current: &str) -> bool {
             .any(|tag| !tag.starts_with("W/") && tag == current)
 }
 
+/// `locate` for a change: the row locked and read afresh under the lock.
+async fn locate_for_change(tx: &mut Tx, me: &Principal, target: Target) -> Result<ProfileRow> {
+    let row = locate(tx, me, target).await?;
+    profiles::lock(tx, row.id).await?;
+    profiles::find(tx, row.id).await?.ok_or(Error::NotFound)
+}
+
 async fn locate(tx: &mut Tx, me: &Principal, target: Target) -> Result<ProfileRow> {
     match target {
         Target::Own => profiles::find_by_user(tx, me.id())
@@ -485,17 +492,21 @@ fn check_precondition(row: &ProfileRow, if_match: Option<&str>) -> Result<()> {
     }
 }
 
-/// Records a change: the activity, and the next version (which fails the
-/// request if a concurrent change moved the version first).
+/// Records a change: the activity, and the next version. With `If-Match`
+/// the version must still be the one the condition was checked against (a
+/// concurrent change in between fails the request with 412); without it,
+/// concurrent changes simply apply one after the other.
 async fn record_change(
     tx: &mut Tx,
     row: &ProfileRow,
     action: &str,
     changes: &Map<String, Value>,
     actor: i64,
+    conditional: bool,
 ) -> Result<()> {
     let now = now_micros();
-    if !profiles::bump_version(tx, row.id, row.version, now).await? {
+    let expected = conditional.then_some(row.version);
+    if !profiles::bump_version(tx, row.id, expected, now).await? {
         return Err(Error::PreconditionFailed);
     }
     let text = Value::Object(changes.clone()).to_string();
@@ -513,7 +524,7 @@ pub async fn update(
     if_match: Option<&str>,
 ) -> Result<Profile> {
     let mut tx = state.db.begin_write().await?;
-    let row = locate(&mut tx, me, target).await?;
+    let row = locate_for_change(&mut tx, me, target).await?;
     check_precondition(&row, if_match)?;
     let current = load(&mut tx, row.id).await?;
     let merged = merge(&current, changes).map_err(Error::Validation)?;
@@ -538,7 +549,15 @@ pub async fn update(
         if changed.contains_key("licenses") {
             profiles::set_licenses(&mut tx, row.id, &merged.licenses).await?;
         }
-        record_change(&mut tx, &row, "update", &changed, me.id()).await?;
+        record_change(
+            &mut tx,
+            &row,
+            "update",
+            &changed,
+            me.id(),
+            if_match.is_some(),
+        )
+        .await?;
     }
     let profile = load(&mut tx, row.id).await?;
     tx.commit().await?;
@@ -572,7 +591,7 @@ pub async fn upload(
     let staged = uploads.stage(state, file).await?;
     let outcome = async {
         let mut tx = state.db.begin_write().await?;
-        let row = locate(&mut tx, me, target).await?;
+        let row = locate_for_change(&mut tx, me, target).await?;
         let mut before = Value::Null;
         if slot {
             for old in profiles::documents_of_kind(&mut tx, row.id, kind).await? {
@@ -590,7 +609,7 @@ pub async fn upload(
             .ok_or(Error::NotFound)?;
         let mut changes = Map::new();
         changes.insert(kind.into(), json!([before, document.filename]));
-        record_change(&mut tx, &row, "document_uploaded", &changes, me.id()).await?;
+        record_change(&mut tx, &row, "document_uploaded", &changes, me.id(), false).await?;
         let profile = load(&mut tx, row.id).await?;
         tx.commit().await?;
         Ok((document, profile))
@@ -613,7 +632,7 @@ pub async fn remove_document(
     let mut uploads = Uploads::new();
     let outcome = async {
         let mut tx = state.db.begin_write().await?;
-        let row = locate(&mut tx, me, target).await?;
+        let row = locate_for_change(&mut tx, me, target).await?;
         let existing = profiles::documents_of_kind(&mut tx, row.id, kind).await?;
         let doomed: Vec<&DocumentRow> = match attachment_id {
             Some(id) => vec![
@@ -641,7 +660,7 @@ pub async fn remove_document(
             json!(removed)
         };
         changes.insert(kind.into(), json!([before, null]));
-        record_change(&mut tx, &row, "document_removed", &changes, me.id()).await?;
+        record_change(&mut tx, &row, "document_removed", &changes, me.id(), false).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -716,11 +735,19 @@ struct RecordCheck<'a> {
 }
 
 impl RecordCheck<'_> {
-    fn text(&self, name: &str) -> Option<String> {
+    fn text(&mut self, name: &str) -> Option<String> {
         match self.input.get(name) {
+            Some(Value::String(s)) if s.contains('\0') => {
+                self.errors.add(name, "is invalid");
+                None
+            }
             Some(Value::String(s)) => Some(s.trim().to_string()).filter(|s| !s.is_empty()),
             Some(Value::Number(n)) => Some(n.to_string()),
-            _ => None,
+            None | Some(Value::Null) => None,
+            Some(_) => {
+                self.errors.add(name, "is invalid");
+                None
+            }
         }
     }
 
@@ -794,7 +821,12 @@ fn check_record(kind: RecordKind, input: &Map<String, Value>) -> Result<Map<Stri
         }
         RecordKind::Reviews => {
             let rating = match input.get("rating") {
-                Some(Value::Number(n)) => n.as_i64(),
+                // 4.0 is the integer 4 in JSON.
+                Some(Value::Number(n)) => n.as_i64().or_else(|| {
+                    n.as_f64()
+                        .filter(|f| f.fract() == 0.0 && f.abs() < 1e15)
+                        .map(|f| f as i64)
+                }),
                 Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
                 _ => None,
             };
@@ -822,7 +854,7 @@ pub async fn add_record(
 ) -> Result<RecordRow> {
     let data = check_record(kind, input)?;
     let mut tx = state.db.begin_write().await?;
-    let row = locate(&mut tx, me, target).await?;
+    let row = locate_for_change(&mut tx, me, target).await?;
     let now = now_micros();
     let text = Value::Object(data.clone()).to_string();
     let id =
@@ -837,6 +869,7 @@ pub async fn add_record(
         &format!("{}_added", kind.member()),
         &changes,
         me.id(),
+        false,
     )
     .await?;
     tx.commit().await?;
@@ -858,7 +891,7 @@ pub async fn remove_record(
     id: i64,
 ) -> Result<()> {
     let mut tx = state.db.begin_write().await?;
-    let row = locate(&mut tx, me, target).await?;
+    let row = locate_for_change(&mut tx, me, target).await?;
     let data = profiles::delete_record(&mut tx, row.id, kind.collection(), id)
         .await?
         .ok_or(Error::NotFound)?;
@@ -874,6 +907,7 @@ pub async fn remove_record(
         &format!("{}_removed", kind.member()),
         &changes,
         me.id(),
+        false,
     )
     .await?;
     tx.commit().await?;

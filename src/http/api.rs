@@ -95,12 +95,13 @@ impl Doc {
         self
     }
 
-    /// A JSON or form body.
+    /// A JSON body. (Every surface also reads the same fields from a
+    /// form; the document describes the JSON form, which can say null.)
     pub fn body(mut self, schema: Value) -> Self {
         self.request = Some(RequestBody {
             schema,
             json: true,
-            form: true,
+            form: false,
             multipart: false,
             required: true,
         });
@@ -335,12 +336,17 @@ pub fn string() -> Value {
 /// A required text field as DRF and Rails read it: a string with something
 /// other than whitespace in it (numbers are taken as their text).
 pub fn text() -> Value {
-    json!({"type": ["string", "number"], "minLength": 1, "pattern": "\\S"})
+    json!({"type": ["string", "number"], "minLength": 1, "pattern": "^[^\\u0000]*\\S[^\\u0000]*$"})
+}
+
+/// An optional text field: blank, null or a number are fine.
+pub fn optional_text() -> Value {
+    json!({"type": ["string", "number", "null"], "pattern": "^[^\\u0000]*$"})
 }
 
 /// A required Laravel `string` field: numbers are refused.
 pub fn laravel_text() -> Value {
-    json!({"type": "string", "minLength": 1, "pattern": "\\S"})
+    json!({"type": "string", "minLength": 1, "pattern": "^[^\\u0000]*\\S[^\\u0000]*$"})
 }
 
 /// An email address as Roster checks it: one `@` with text on both
@@ -352,7 +358,7 @@ pub fn email() -> Value {
 /// A page number or size: integers; anything else falls back to the
 /// default, as DRF and Laravel do.
 pub fn page_number() -> Value {
-    json!({"type": "integer"})
+    json!({"type": ["integer", "string"]})
 }
 
 pub fn nullable_string() -> Value {

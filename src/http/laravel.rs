@@ -246,6 +246,14 @@ impl<'a> Check<'a> {
                 }
                 None
             }
+            // PostgreSQL text cannot hold NUL, and no name needs one.
+            Some(Value::String(s)) if s.contains('\0') => {
+                self.errors.add(
+                    name,
+                    format!("The {label} field must not contain null characters."),
+                );
+                None
+            }
             Some(Value::String(s)) if s.chars().count() > max => {
                 self.errors.add(
                     name,

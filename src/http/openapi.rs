@@ -160,7 +160,11 @@ fn operation(op: &Operation) -> Value {
             );
         }
         if body.multipart {
-            content.insert("multipart/form-data".into(), json!({"schema": body.schema}));
+            // Part names travel in a header: control characters there are
+            // malformed HTTP, refused before any field is read.
+            let mut schema = body.schema.clone();
+            schema["propertyNames"] = json!({"pattern": "^[\\x20-\\x7e]*$"});
+            content.insert("multipart/form-data".into(), json!({ "schema": schema }));
         }
         o.insert(
             "requestBody".into(),

@@ -40,7 +40,7 @@ fn list_doc(summary: &'static str, item: Value, filters: &[&str], sorts: &[&str]
         )
         .query(
             "sort",
-            json!({"type": "string", "pattern": format!("^-?({alternatives})(,-?({alternatives}))*$")}),
+            json!({"type": "string", "pattern": format!("^(-?({alternatives})(,-?({alternatives}))*)?$")}),
             "comma-separated fields, - for descending; another field is 400",
         )
         .query("page", page_number(), "page number; below 1 or not a number means 1; past the end is empty")
@@ -51,7 +51,9 @@ fn list_doc(summary: &'static str, item: Value, filters: &[&str], sorts: &[&str]
 
 pub fn api() -> Api {
     let wrap = |key: &str, schema: Value| object(json!({ key: schema }), &[key]);
-    let timezones: Vec<&str> = organisation::TIMEZONES.iter().copied().collect();
+    let mut timezones_or_null: Vec<Value> =
+        organisation::TIMEZONES.iter().map(|t| json!(t)).collect();
+    timezones_or_null.push(Value::Null);
     Api::new("Organisation API", Dialect::Laravel)
         .get(
             "/me",
@@ -75,8 +77,8 @@ pub fn api() -> Api {
                 .api_key()
                 .body(object(
                     json!({"name": laravel_text(), "email": email(),
-                           "password": {"type": "string", "maxLength": 128},
-                           "timezone": {"enum": timezones}}),
+                           "password": {"type": ["string", "null"], "maxLength": 128},
+                           "timezone": {"enum": timezones_or_null}}),
                     &["name", "email"],
                 ))
                 .ok(201, wrap("client", r("Person")))
@@ -150,7 +152,8 @@ pub fn api() -> Api {
                     json!({"slug": {"type": "string", "maxLength": 64, "pattern": "^\\s*[a-z0-9_-]+\\s*$"},
                            "label": laravel_text(),
                            "type": {"enum": ["text", "number", "date", "boolean", "select"]},
-                           "options": array(string()), "required": {"type": "boolean"}}),
+                           "options": {"type": ["array", "null"], "items": string()},
+                           "required": {"enum": [true, false, null, 0, 1, "0", "1", "true", "false"]}}),
                     &["slug", "label", "type"],
                 ))
                 .ok(201, wrap("custom_field", r("CustomField")))

@@ -7,7 +7,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::api::{Api, Dialect, array, date, doc, nullable_string, object, r, string};
+use super::api::{
+    Api, Dialect, array, date, doc, nullable_string, object, optional_text, page_number, r, string,
+    text,
+};
 use super::rails::{
     Params, RailsAuth, RailsError, RailsResult, Upload, if_match, none_match, not_modified,
     path_id, with_etag,
@@ -48,7 +51,7 @@ pub fn api() -> Api {
     };
     let update_doc = |summary| {
         doc(summary)
-            .body(body.clone())
+            .json_body(body.clone())
             .ok(200, envelope.clone())
             .errors(&[400, 403, 404, 412, 415, 422])
             .describe("Merges the given fields; the result must be complete. If-Match with a stale ETag answers 412.")
@@ -58,24 +61,12 @@ pub fn api() -> Api {
             "/api/v1/profiles",
             list,
             doc("Profiles of the organisation (admins) or of all (staff)")
-                .query("license", string(), "holds this licence")
-                .query(
-                    "english_level",
-                    string(),
-                    "beginner, intermediate, advanced, fluent or native",
-                )
-                .query("missing_document", string(), "lacks this document kind")
+                .query("license", json!({"enum": crate::domain::profiles::LICENSES}), "holds this licence")
+                .query("english_level", json!({"enum": crate::domain::profiles::ENGLISH_LEVELS}), "English level")
+                .query("missing_document", json!({"enum": ["dbs", "enchanced_dbs", "tacho", "cpc", "medical_check", "child_safeguard_training", "cv", "documents", "driving_license"]}), "lacks this document kind")
                 .query("q", string(), "substring of name, email or postcode")
-                .query(
-                    "page",
-                    json!({"type": "integer", "minimum": 1}),
-                    "page number",
-                )
-                .query(
-                    "per_page",
-                    json!({"type": "integer", "minimum": 1}),
-                    "at most 100",
-                )
+                .query("page", page_number(), "page number; below 1 or not a number means 1")
+                .query("per_page", page_number(), "at most 100; below 1 or not a number means 25")
                 .ok(200, r("ProfilePage"))
                 .errors(&[403, 422]),
         )
@@ -172,21 +163,21 @@ pub fn api() -> Api {
             "/api/v1/profiles/{id}/experiences",
             "/api/v1/profiles/{id}/experiences/{record}",
             "experience",
-            json!({"company": string(), "role": string(), "start_date": date(), "end_date": date(), "description": string()}),
+            json!({"company": text(), "role": optional_text(), "start_date": date(), "end_date": date(), "description": optional_text()}),
             &["company"][..],
         ),
         (
             "/api/v1/profiles/{id}/interviews",
             "/api/v1/profiles/{id}/interviews/{record}",
             "interview",
-            json!({"date": date(), "interviewer": string(), "outcome": {"enum": ["pending", "passed", "failed"]}, "notes": string()}),
+            json!({"date": {"type": "string", "format": "date"}, "interviewer": optional_text(), "outcome": {"enum": ["pending", "passed", "failed", null]}, "notes": optional_text()}),
             &["date"][..],
         ),
         (
             "/api/v1/profiles/{id}/reviews",
             "/api/v1/profiles/{id}/reviews/{record}",
             "review",
-            json!({"rating": {"type": "integer", "minimum": 1, "maximum": 5}, "comment": string()}),
+            json!({"rating": {"type": "integer", "minimum": 1, "maximum": 5}, "comment": optional_text()}),
             &["rating"][..],
         ),
     ];
@@ -196,7 +187,7 @@ pub fn api() -> Api {
                 collection,
                 add_record,
                 doc("Add a record to the profile")
-                    .body(object(json!({ key: object(properties, required) }), &[key]))
+                    .json_body(object(json!({ key: object(properties, required) }), &[key]))
                     .ok(201, object(json!({ key: r("ProfileRecord") }), &[key]))
                     .errors(&[400, 403, 404, 422]),
             )
@@ -403,7 +394,7 @@ fn changes_from(profile: &Map<String, Value>) -> Result<ProfileChanges, RailsErr
     let mut text = |name: &str| -> Option<Option<String>> {
         match profile.get(name)? {
             Value::Null => Some(None),
-            Value::String(s) => Some(Some(s.clone())),
+            Value::String(s) if !s.contains('\0') => Some(Some(s.clone())),
             Value::Number(n) => Some(Some(n.to_string())),
             _ => {
                 errors.add(name, "is invalid");

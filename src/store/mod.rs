@@ -38,6 +38,9 @@ pub enum StoreError {
     /// The database is busy, locked or unreachable: worth retrying later.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// Text the database cannot store (PostgreSQL refuses NUL characters).
+    #[error("text not storable: {0}")]
+    InvalidText(String),
     #[error("database error: {0}")]
     Other(String),
 }
@@ -53,16 +56,20 @@ impl From<sqlx::Error> for StoreError {
                 // PostgreSQL: connection exceptions (08*), too many connections
                 // (53300), admin shutdown / cannot connect now (57P0*).
                 let code = db.code().map(|c| c.to_string()).unwrap_or_default();
-                let busy = code == "5"
-                    || code == "6"
-                    || code
+                // SQLite codes are short numbers; PostgreSQL's SQLSTATEs are
+                // five characters (22021 must not read as SQLite's 5).
+                let sqlite_code = code.len() < 5;
+                let busy = (sqlite_code
+                    && code
                         .parse::<i64>()
-                        .is_ok_and(|c| c & 0xff == 5 || c & 0xff == 6)
+                        .is_ok_and(|c| c & 0xff == 5 || c & 0xff == 6))
                     || code.starts_with("08")
                     || code == "53300"
                     || code.starts_with("57P0");
                 if busy {
                     StoreError::Unavailable(err.to_string())
+                } else if code == "22021" || code == "22P05" {
+                    StoreError::InvalidText(err.to_string())
                 } else {
                     StoreError::Other(err.to_string())
                 }

@@ -69,6 +69,19 @@ pub async fn find_by_user(tx: &mut Tx, user_id: i64) -> StoreResult<Option<Profi
         .await?))
 }
 
+/// Holds the profile's row lock until the transaction ends, so concurrent
+/// changes apply one after the other. (SQLite's write transactions are
+/// serial already.)
+pub async fn lock(tx: &mut Tx, id: i64) -> StoreResult<()> {
+    if let Tx::Postgres(t) = tx {
+        sqlx::query("SELECT id FROM worker_profiles WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .execute(&mut **t)
+            .await?;
+    }
+    Ok(())
+}
+
 /// What a list of profiles is narrowed to.
 #[derive(Debug, Default, Clone)]
 pub struct ProfileFilter {
@@ -176,11 +189,16 @@ pub async fn update_fields(
     Ok(())
 }
 
-/// Moves the profile from `expected` to the next version; `false` when
-/// another change got there first (the caller rolls back).
-pub async fn bump_version(tx: &mut Tx, id: i64, expected: i64, now: i64) -> StoreResult<bool> {
+/// Moves the profile to its next version: from `expected` only, when
+/// given (`false`: another change got there first, the caller rolls back).
+pub async fn bump_version(
+    tx: &mut Tx,
+    id: i64,
+    expected: Option<i64>,
+    now: i64,
+) -> StoreResult<bool> {
     const SQL: &str = "UPDATE worker_profiles SET version = version + 1, updated_at = $3 \
-         WHERE id = $1 AND version = $2";
+         WHERE id = $1 AND ($2 IS NULL OR version = $2)";
     let n = on_tx!(tx, |c| sqlx::query(SQL)
         .bind(id)
         .bind(expected)

@@ -210,3 +210,65 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     // The server still answers everyone else.
     assert_eq!(app.get("/healthz", None).await.status, 200);
 }
+
+/// PostgreSQL cannot store NUL in text: wherever one arrives (a filter, a
+/// custom field's options, a profile field), the answer is a 4xx, never 500.
+#[tokio::test]
+async fn nul_characters_are_refused_not_crashed_on() {
+    let app = TestApp::spawn().await;
+    let (_, access, key) = app.org_admin_with_key("admin@example.com").await;
+    let r = app
+        .bearer(
+            reqwest::Method::GET,
+            "/clients?filter[email]=a%00b",
+            &key,
+            None,
+        )
+        .await;
+    assert!(r.status < 500, "{} {}", r.status, r.text);
+    let r = app
+        .bearer(
+            reqwest::Method::POST,
+            "/custom-fields",
+            &key,
+            Some(serde_json::json!({"slug": "f", "label": "F", "type": "select", "options": ["a\u{0}b"]})),
+        )
+        .await;
+    assert!(r.status < 500, "{} {}", r.status, r.text);
+    let r = app
+        .bearer(
+            reqwest::Method::POST,
+            "/programs",
+            &key,
+            Some(serde_json::json!({"name": "a\u{0}b"})),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    let r = app
+        .post(
+            "/api/myTeams/",
+            Some(&access),
+            serde_json::json!({"email": "m@example.com", "first_name": "M", "last_name": "M",
+                               "password": crate::harness::PASSWORD, "role": "Member"}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let list = app.get("/api/v1/profiles", Some(&access)).await;
+    let id = list.body["profiles"][0]["id"].as_i64().unwrap();
+    let r = app
+        .put(
+            &format!("/api/v1/profiles/{id}"),
+            Some(&access),
+            serde_json::json!({"profile": {"bio": "a\u{0}b"}}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    let r = app
+        .post(
+            &format!("/api/v1/profiles/{id}/reviews"),
+            Some(&access),
+            serde_json::json!({"review": {"rating": 3, "comment": "a\u{0}b"}}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text);
+}

@@ -1029,3 +1029,60 @@ async fn members_get_profiles_when_made_or_moved_into_the_role() {
     assert_eq!(r.body["profile"]["first_name"], json!("Cy"));
     assert_eq!(r.body["profile"]["last_name"], json!("Coach"));
 }
+
+#[tokio::test]
+async fn concurrent_changes_without_if_match_all_apply() {
+    let app = TestApp::spawn().await;
+    let o = org(&app, "a").await;
+    assert_eq!(
+        put_profile(&app, &o.admin, o.profile, complete())
+            .await
+            .status,
+        200
+    );
+    let path = format!("/api/v1/profiles/{}", o.profile);
+    // Ten reviews and two field changes at once: none refused, none lost.
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let (client, url, token) = (
+            app.client.clone(),
+            app.url(&format!("{path}/reviews")),
+            o.admin.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .header("authorization", format!("Bearer {token}"))
+                .json(&json!({"review": {"rating": 1 + i % 5}}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    for (field, value) in [("bio", "New bio"), ("postcode", "M1 1AE")] {
+        let (client, url, token) = (app.client.clone(), app.url(&path), o.admin.clone());
+        tasks.push(tokio::spawn(async move {
+            client
+                .put(url)
+                .header("authorization", format!("Bearer {token}"))
+                .json(&json!({"profile": { field: value }}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    for t in tasks {
+        let status = t.await.unwrap();
+        assert!(status == 200 || status == 201, "{status}");
+    }
+    let p = app.get(&path, Some(&o.admin)).await.body["profile"].clone();
+    assert_eq!(p["reviews"].as_array().unwrap().len(), 10);
+    assert_eq!(p["bio"], json!("New bio"), "neither field change was lost");
+    assert_eq!(p["postcode"], json!("M1 1AE"));
+    // 1 (details) + 10 reviews + 2 changes.
+    assert_eq!(p["activities"].as_array().unwrap().len(), 13);
+}
