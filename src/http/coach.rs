@@ -8,9 +8,7 @@ use axum::extract::{DefaultBodyLimit, OriginalUri, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
-use super::api::{
-    Api, Dialect, array, date, doc, drf_page, integer, nullable_string, object, r, string,
-};
+use super::api::{Api, Dialect, array, doc, drf_page, object, page_number, r, text};
 use super::drf::{
     Authed, Data, DrfResult, Fields, UploadData, json_status, missing, no_content, path_id,
 };
@@ -26,27 +24,37 @@ use crate::store::coach::{CertificationRow, EducationRow, ProfileChanges};
 
 pub fn api() -> Api {
     let coach = r("Coach");
+    // JSON bodies as documented; the same fields also come as multipart
+    // (files in `avatar`, `business_logo` and `attachment`, repeated or
+    // comma-separated `area_list`).
+    let clear_only =
+        json!({"enum": [null, ""], "description": "JSON clears the file; upload one as multipart"});
+    let text_max = |max: u32| json!({"type": ["string", "number", "null"], "maxLength": max, "pattern": "^[^\\u0000]*$"});
+    let date_or_clear =
+        json!({"anyOf": [{"type": "string", "format": "date"}, {"enum": [null, ""]}]});
     let coach_changes = object(
         json!({
-            "dob": date(), "area_list": array(integer()),
-            "avatar": {"type": ["string", "null"], "contentMediaType": "image/png"},
-            "website": string(), "instagramId": string(), "twitterId": string(),
-            "introduction": string(), "about_you": string(),
+            "dob": date_or_clear.clone(), "area_list": {"type": "array", "items": {"type": "integer"}, "maxItems": 50},
+            "avatar": clear_only.clone(),
+            "website": text_max(200), "instagramId": text_max(100), "twitterId": text_max(100),
+            "introduction": text_max(2000), "about_you": text_max(5000),
             "mother_tongue": {"type": ["integer", "null"]}, "coaching_language": {"type": ["integer", "null"]},
-            "business_name": string(), "coach_location": nullable_string(), "coach_since": date(),
-            "business_logo": {"type": ["string", "null"], "contentMediaType": "image/png"},
-            "coach_experience": string(), "coachAlias": string(),
+            "business_name": text_max(255), "coach_location": text_max(2), "coach_since": date_or_clear.clone(),
+            "business_logo": clear_only.clone(),
+            "coach_experience": text_max(2000),
+            "coachAlias": {"type": ["string", "number"], "minLength": 1, "maxLength": 50, "pattern": "^\\s*[A-Za-z0-9_-]+\\s*$"},
         }),
         &[],
     );
+    let id = json!({"type": ["integer", "string", "null"]});
     let certification = object(
-        json!({"id": integer(), "user_id": integer(), "name": string(), "issue_institution": string(),
-               "issue_date": date(), "attachment": {"type": ["string", "null"], "contentMediaType": "application/pdf"}}),
+        json!({"id": id.clone(), "user_id": {"type": ["integer", "string"]}, "name": text(),
+               "issue_institution": text_max(255), "issue_date": date_or_clear.clone(), "attachment": clear_only}),
         &["user_id"],
     );
     let education = object(
-        json!({"id": integer(), "user_id": integer(), "school_name": string(), "degree": string(),
-               "start_date": date(), "end_date": date()}),
+        json!({"id": id, "user_id": {"type": ["integer", "string"]}, "school_name": text(), "degree": text_max(255),
+               "start_date": date_or_clear.clone(), "end_date": date_or_clear}),
         &["user_id"],
     );
     Api::new("Coach", Dialect::Drf)
@@ -63,7 +71,8 @@ pub fn api() -> Api {
             doc(
                 "Update the coach object (any subset; JSON or multipart with avatar/business_logo)",
             )
-            .body_with_files(coach_changes.clone())
+            .body(coach_changes.clone())
+                .optional_body()
             .ok(200, coach.clone())
             .errors(&[400, 403]),
         )
@@ -73,7 +82,8 @@ pub fn api() -> Api {
             doc(
                 "Update the coach object (any subset; JSON or multipart with avatar/business_logo)",
             )
-            .body_with_files(coach_changes)
+            .body(coach_changes)
+                .optional_body()
             .ok(200, coach.clone())
             .errors(&[400, 403]),
         )
@@ -81,7 +91,7 @@ pub fn api() -> Api {
             "/auth/coach/certification",
             save_certification,
             doc("Create a certification, or update the one `id` names (multipart for attachment)")
-                .body_with_files(certification)
+                .body(certification)
                 .ok(201, r("Certification"))
                 .errors(&[400, 403, 404])
                 .describe("201 when created, 200 when `id` named an existing certification."),
@@ -140,9 +150,7 @@ pub fn api() -> Api {
             "/api/admin/coaches",
             staff_list,
             doc("Coaches for review (staff)")
-                .query(
-                    "vetting_status",
-                    json!({"enum": ["PD", "RE", "AP"]}),
+                .query("vetting_status", json!({"enum": ["PD", "RE", "AP", ""]}),
                     "only coaches in this state",
                 )
                 .query(
@@ -150,11 +158,7 @@ pub fn api() -> Api {
                     json!({"oneOf": [{"type": "integer", "minimum": 1}, {"const": "last"}]}),
                     "page number, or last",
                 )
-                .query(
-                    "page_size",
-                    json!({"type": "integer", "minimum": 1}),
-                    "at most 100",
-                )
+                .query("page_size", page_number(), "at most 100; below 1 or not a number means 10")
                 .ok(200, drf_page(coach.clone()))
                 .errors(&[400, 403, 404]),
         )
@@ -174,10 +178,10 @@ pub fn api() -> Api {
             "/api/admin/coaches/{pk}/vetting",
             staff_decide,
             doc("Approve (AP) or send back (PD, with a reason); the coach is emailed")
-                .body(object(
-                    json!({"status": {"enum": ["AP", "PD"]}, "reason": string()}),
-                    &["status"],
-                ))
+                .body(json!({"oneOf": [
+                    object(json!({"status": {"enum": ["AP", "ap"]}, "reason": text_max(2000)}), &["status"]),
+                    object(json!({"status": {"enum": ["PD", "pd"]}, "reason": {"type": ["string", "number"], "maxLength": 2000, "pattern": "^[^\\u0000]*\\S[^\\u0000]*$"}}), &["status", "reason"]),
+                ]}))
                 .ok(200, r("Vetting"))
                 .errors(&[400, 403, 404]),
         )

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes every operation of the OpenAPI document with schemathesis (all
 # checks, positive and negative data) against the release binary on a fresh
-# database: once as an organisation admin, once as a member. Prints the
+# database: as an organisation admin, a member, a coach and staff. Prints the
 # figures per operation and fails on any server error; STRICT=1 also fails
 # on any other failed check or an operation that never answered 2xx (the
 # goal; see docs/fuzzing.md for where it stands).
@@ -46,10 +46,17 @@ ADMIN=$(login admin@demo.example 'Demo-Pass-2024!')
 curl -sf "$BASE/api/myTeams/" -H "authorization: JWT $ADMIN" -H 'content-type: application/json' \
   -d '{"email":"fuzz.member@demo.example","first_name":"Fuzz","last_name":"Member","password":"Fuzz-Pass-2024!","role":"Member"}' >/dev/null
 MEMBER=$(login fuzz.member@demo.example 'Fuzz-Pass-2024!')
+curl -sf "$BASE/api/myTeams/" -H "authorization: JWT $ADMIN" -H 'content-type: application/json' \
+  -d '{"email":"fuzz.coach@demo.example","first_name":"Fuzz","last_name":"Coach","password":"Fuzz-Pass-2024!","role":"Coach"}' >/dev/null
+COACH=$(login fuzz.coach@demo.example 'Fuzz-Pass-2024!')
+"$BIN" create-staff --email fuzz.staff@platform.example --password 'Fuzz-Pass-2024!' >/dev/null
+STAFF=$(login fuzz.staff@platform.example 'Fuzz-Pass-2024!')
 
 status=0
-for who in admin member; do
-  token=$ADMIN; [[ $who == member ]] && token=$MEMBER
+for who in admin member coach staff; do
+  case $who in
+    admin) token=$ADMIN ;; member) token=$MEMBER ;; coach) token=$COACH ;; staff) token=$STAFF ;;
+  esac
   echo "==> schemathesis on $backend as $who: $EXAMPLES examples per operation" >&2
   "$VENV/bin/schemathesis" --config-file "$ROOT/tests/fuzz/schemathesis.toml" run "$BASE/openapi.json" \
     --header "Authorization: Bearer $token" \
