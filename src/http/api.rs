@@ -329,6 +329,35 @@ pub fn laravel_page(item: Value) -> Value {
     )
 }
 
+/// One of `values`, with surrounding whitespace, or empty (read as
+/// absent): a query filter the server trims (and, if `any_case`,
+/// lower-cases).
+pub fn choice(values: &[&str], any_case: bool) -> Value {
+    let alternatives: Vec<String> = values
+        .iter()
+        .map(|v| {
+            v.chars()
+                .map(|c| {
+                    if any_case && c.is_ascii_alphabetic() {
+                        format!("[{}{}]", c.to_ascii_lowercase(), c.to_ascii_uppercase())
+                    } else {
+                        regex_escape(c)
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    json!({"type": "string", "pattern": format!("^\\s*(|{})\\s*$", alternatives.join("|"))})
+}
+
+fn regex_escape(c: char) -> String {
+    if "\\^$.|?*+()[]{}".contains(c) {
+        format!("\\{c}")
+    } else {
+        c.to_string()
+    }
+}
+
 pub fn string() -> Value {
     json!({"type": "string"})
 }

@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::api::{
-    Api, Dialect, array, date, doc, nullable_string, object, optional_text, page_number, r, string,
-    text,
+    Api, Dialect, array, choice, date, doc, nullable_string, object, optional_text, page_number, r,
+    string, text,
 };
 use super::rails::{
     Params, RailsAuth, RailsError, RailsResult, Upload, if_match, none_match, not_modified,
@@ -61,12 +61,45 @@ pub fn api() -> Api {
             "/api/v1/profiles",
             list,
             doc("Profiles of the organisation (admins) or of all (staff)")
-                .query("license", json!({"enum": crate::domain::profiles::LICENSES}), "holds this licence")
-                .query("english_level", json!({"enum": crate::domain::profiles::ENGLISH_LEVELS}), "English level")
-                .query("missing_document", json!({"enum": ["dbs", "enchanced_dbs", "tacho", "cpc", "medical_check", "child_safeguard_training", "cv", "documents", "driving_license"]}), "lacks this document kind")
+                .query(
+                    "license",
+                    choice(&crate::domain::profiles::LICENSES, true),
+                    "holds this licence (any case)",
+                )
+                .query(
+                    "english_level",
+                    choice(&crate::domain::profiles::ENGLISH_LEVELS, true),
+                    "English level (any case)",
+                )
+                .query(
+                    "missing_document",
+                    choice(
+                        &[
+                            "dbs",
+                            "enchanced_dbs",
+                            "tacho",
+                            "cpc",
+                            "medical_check",
+                            "child_safeguard_training",
+                            "cv",
+                            "documents",
+                            "driving_license",
+                        ],
+                        false,
+                    ),
+                    "lacks this document kind",
+                )
                 .query("q", string(), "substring of name, email or postcode")
-                .query("page", page_number(), "page number; below 1 or not a number means 1")
-                .query("per_page", page_number(), "at most 100; below 1 or not a number means 25")
+                .query(
+                    "page",
+                    page_number(),
+                    "page number; below 1 or not a number means 1",
+                )
+                .query(
+                    "per_page",
+                    page_number(),
+                    "at most 100; below 1 or not a number means 25",
+                )
                 .ok(200, r("ProfilePage"))
                 .errors(&[403, 422]),
         )
