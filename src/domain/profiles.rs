@@ -242,6 +242,9 @@ pub async fn list(state: &AppState, me: &Principal, query: ListQuery) -> Result<
         .copied()
         .collect();
     choice("missing_document", &query.missing_document, &kinds);
+    if query.q.as_deref().is_some_and(|q| q.contains('\0')) {
+        errors.add("q", "is invalid");
+    }
     errors.into_result()?;
     let filter = ProfileFilter {
         organization_id,

@@ -36,7 +36,7 @@ fn list_doc(summary: &'static str, item: serde_json::Value, ordering: &'static s
         )
         .query("ordering", string(), ordering)
         .ok(200, drf_page(item))
-        .errors(&[403, 404])
+        .errors(&[400, 403, 404])
 }
 
 pub fn api() -> Api {

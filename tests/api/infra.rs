@@ -253,6 +253,10 @@ async fn nul_characters_are_refused_not_crashed_on() {
         )
         .await;
     assert_eq!(r.status, 201);
+    let r = app.get("/api/v1/profiles?q=a%00b", Some(&access)).await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    let r = app.get("/api/myTeams/?search=a%00b", Some(&access)).await;
+    assert_eq!(r.status, 400, "{}", r.text);
     let list = app.get("/api/v1/profiles", Some(&access)).await;
     let id = list.body["profiles"][0]["id"].as_i64().unwrap();
     let r = app
