@@ -197,6 +197,10 @@ pub async fn seed_demo(state: &AppState, opts: &SeedOptions) -> anyhow::Result<S
         crate::store::query::execute(&mut tx, &sql).await?;
         tx.commit().await?;
     }
+    if let crate::store::Db::Sqlite(pool) = &state.db {
+        // Statistics for the planner, as VACUUM ANALYZE gives PostgreSQL.
+        sqlx::query("ANALYZE").execute(pool).await?;
+    }
     if let crate::store::Db::Postgres(pool) = &state.db {
         // Fresh statistics, so the planner knows the new table sizes.
         // VACUUM also sets the visibility map, which index-only scans need.

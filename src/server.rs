@@ -96,6 +96,9 @@ async fn housekeeping(state: AppState, mut shutdown: watch::Receiver<bool>) {
         if let Err(e) = crate::domain::accounts::prune(&state).await {
             tracing::warn!(error = %e, "housekeeping failed");
         }
+        if let Err(e) = state.db.optimize().await {
+            tracing::warn!(error = %e, "planner statistics refresh failed");
+        }
         let grace = Duration::from_secs(3_600);
         if let Err(e) = crate::domain::uploads::sweep_orphans(&state, grace).await {
             tracing::warn!(error = %e, "orphan file sweep failed");

@@ -155,7 +155,12 @@ impl Db {
                 // 8 MiB of page cache per connection (the default is 2 MiB):
                 // hot index pages stay in memory while the whole pool stays
                 // well under 100 MiB; the OS page cache holds the rest.
-                .pragma("cache_size", "-8192");
+                .pragma("cache_size", "-8192")
+                // Gathers planner statistics when they are missing or stale
+                // (SQLite's advice for each new connection): without them the
+                // planner can prefer a covering index that scans the whole
+                // organisation over a selective (organisation, role) search.
+                .pragma("optimize", "0x10002");
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(5))
@@ -199,6 +204,15 @@ impl Db {
             Db::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
             Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
+    }
+
+    /// Refreshes planner statistics that have gone stale (SQLite's
+    /// `PRAGMA optimize`; PostgreSQL's autovacuum does this itself).
+    pub async fn optimize(&self) -> StoreResult<()> {
+        if let Db::Sqlite(pool) = self {
+            sqlx::query("PRAGMA optimize").execute(pool).await?;
+        }
+        Ok(())
     }
 
     /// Checks that the database answers (for `/readyz`).
