@@ -2,13 +2,15 @@
 //! the command-line commands.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::config::Config;
 use crate::domain::passwords::{Hasher, PasswordPolicy};
 use crate::domain::tokens::Keys;
 use crate::filestore::FileStore;
+use crate::http::metrics::Metrics;
 use crate::store::Db;
 
 #[derive(Clone)]
@@ -22,10 +24,17 @@ pub struct AppState {
     pub files: FileStore,
     /// Wakes the outbox worker after a transaction that queued mail commits.
     pub outbox_wakeup: Arc<Notify>,
+    /// Request counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// One permit per request being handled (`max_concurrent_requests`).
+    pub admission: Arc<Semaphore>,
+    /// Set when shutdown begins: `/readyz` then answers 503.
+    draining: Arc<AtomicBool>,
 }
 
 impl AppState {
     pub fn new(db: Db, config: Config, secret_key: &str) -> anyhow::Result<AppState> {
+        let config_max_concurrent = config.max_concurrent_requests;
         Ok(AppState {
             db,
             files: FileStore::from_config(&config)?,
@@ -34,6 +43,17 @@ impl AppState {
             passwords: Arc::new(PasswordPolicy::from_config(&config)),
             config: Arc::new(config),
             outbox_wakeup: Arc::new(Notify::new()),
+            metrics: Arc::new(Metrics::default()),
+            admission: Arc::new(Semaphore::new(config_max_concurrent)),
+            draining: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
     }
 }

@@ -181,7 +181,12 @@ fn init_logging(format: LogFormat) {
 pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     std::fs::create_dir_all(&config.data_dir)?;
     let url = config.database_url();
-    let db = Db::connect(&url, config.database_max_connections).await?;
+    let options = crate::store::PoolOptions {
+        max_connections: config.database_max_connections,
+        acquire_timeout: std::time::Duration::from_secs(config.database_acquire_timeout_secs),
+        sqlite_synchronous_full: config.sqlite_synchronous_full,
+    };
+    let db = Db::connect(&url, &options).await?;
     db.migrate().await?;
     Ok(db)
 }

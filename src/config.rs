@@ -52,6 +52,25 @@ pub struct Config {
     pub password_check_similarity: bool,
     pub password_hash_concurrency: usize,
     pub header_read_timeout_secs: u64,
+    /// A request body may pause at most `body_idle_timeout_secs` between
+    /// pieces, and after that long must average `body_min_rate` bytes a
+    /// second: slow uploads are fine, a client that stalls or trickles is
+    /// cut off with 408 (as Kestrel's minimum data rate does).
+    pub body_idle_timeout_secs: u64,
+    pub body_min_rate: u64,
+    /// Requests handled at once; beyond it the server answers 503 at once
+    /// instead of queueing without bound.
+    pub max_concurrent_requests: usize,
+    /// How long a request waits for a database connection before 503.
+    pub database_acquire_timeout_secs: u64,
+    /// SQLite's `synchronous`: FULL (the default) keeps every acknowledged
+    /// write across a power loss; NORMAL only across a process crash.
+    pub sqlite_synchronous_full: bool,
+    /// After SIGTERM: seconds `/readyz` answers 503 while requests are still
+    /// served (so a load balancer stops sending new ones), then seconds the
+    /// in-flight requests get to finish.
+    pub shutdown_delay_secs: u64,
+    pub drain_timeout_secs: u64,
     pub outbox_poll_secs: u64,
     pub log_format: LogFormat,
 }
@@ -104,6 +123,13 @@ impl Default for Config {
                 .map(|n| n.get())
                 .unwrap_or(2),
             header_read_timeout_secs: 10,
+            body_idle_timeout_secs: 10,
+            body_min_rate: 1024,
+            max_concurrent_requests: 1024,
+            database_acquire_timeout_secs: 3,
+            sqlite_synchronous_full: true,
+            shutdown_delay_secs: 0,
+            drain_timeout_secs: 25,
             outbox_poll_secs: 5,
             log_format: LogFormat::Auto,
         }
@@ -295,6 +321,41 @@ const SETTINGS: &[Setting] = &[
         secret: false,
     },
     Setting {
+        env: "ROSTER_BODY_IDLE_TIMEOUT",
+        key: "body_idle_timeout",
+        secret: false,
+    },
+    Setting {
+        env: "ROSTER_BODY_MIN_RATE",
+        key: "body_min_rate",
+        secret: false,
+    },
+    Setting {
+        env: "ROSTER_MAX_CONCURRENT_REQUESTS",
+        key: "max_concurrent_requests",
+        secret: false,
+    },
+    Setting {
+        env: "ROSTER_DATABASE_ACQUIRE_TIMEOUT",
+        key: "database_acquire_timeout",
+        secret: false,
+    },
+    Setting {
+        env: "ROSTER_SQLITE_SYNCHRONOUS",
+        key: "sqlite_synchronous",
+        secret: false,
+    },
+    Setting {
+        env: "ROSTER_SHUTDOWN_DELAY",
+        key: "shutdown_delay",
+        secret: false,
+    },
+    Setting {
+        env: "ROSTER_DRAIN_TIMEOUT",
+        key: "drain_timeout",
+        secret: false,
+    },
+    Setting {
         env: "ROSTER_OUTBOX_POLL_SECONDS",
         key: "outbox_poll_seconds",
         secret: false,
@@ -432,6 +493,27 @@ impl Config {
                 self.password_hash_concurrency = num::<usize>(key, value)?.max(1)
             }
             "header_read_timeout" => self.header_read_timeout_secs = num(key, value)?,
+            "body_idle_timeout" => self.body_idle_timeout_secs = num::<u64>(key, value)?.max(1),
+            "body_min_rate" => self.body_min_rate = num(key, value)?,
+            "max_concurrent_requests" => {
+                self.max_concurrent_requests = num::<usize>(key, value)?.max(1)
+            }
+            "database_acquire_timeout" => {
+                self.database_acquire_timeout_secs = num::<u64>(key, value)?.max(1)
+            }
+            "sqlite_synchronous" => {
+                self.sqlite_synchronous_full = match value.trim().to_ascii_lowercase().as_str() {
+                    "full" | "" => true,
+                    "normal" => false,
+                    _ => {
+                        return Err(ConfigError::Invalid(format!(
+                            "{key}: {value:?} is not full or normal"
+                        )));
+                    }
+                }
+            }
+            "shutdown_delay" => self.shutdown_delay_secs = num(key, value)?,
+            "drain_timeout" => self.drain_timeout_secs = num(key, value)?,
             "outbox_poll_seconds" => self.outbox_poll_secs = num::<u64>(key, value)?.max(1),
             "log_format" => {
                 self.log_format = match value.to_ascii_lowercase().as_str() {
@@ -528,6 +610,18 @@ impl Config {
                 "password_check_similarity" => self.password_check_similarity.to_string(),
                 "password_hash_concurrency" => self.password_hash_concurrency.to_string(),
                 "header_read_timeout" => self.header_read_timeout_secs.to_string(),
+                "body_idle_timeout" => self.body_idle_timeout_secs.to_string(),
+                "body_min_rate" => self.body_min_rate.to_string(),
+                "max_concurrent_requests" => self.max_concurrent_requests.to_string(),
+                "database_acquire_timeout" => self.database_acquire_timeout_secs.to_string(),
+                "sqlite_synchronous" => if self.sqlite_synchronous_full {
+                    "full"
+                } else {
+                    "normal"
+                }
+                .to_string(),
+                "shutdown_delay" => self.shutdown_delay_secs.to_string(),
+                "drain_timeout" => self.drain_timeout_secs.to_string(),
                 "outbox_poll_seconds" => self.outbox_poll_secs.to_string(),
                 "log_format" => format!("{:?}", self.log_format).to_lowercase(),
                 _ => String::new(),

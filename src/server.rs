@@ -17,19 +17,28 @@ use tower_http::normalize_path::NormalizePathLayer;
 use crate::app::AppState;
 use crate::domain::email::{self, Mailer};
 
-/// How long shutdown waits for in-flight requests before giving up.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// The most bytes of request line and headers a client may send (beyond
+/// it: 431). Real clients send a few KiB; hyper's default is about 400 KiB.
+const MAX_HEAD_BYTES: usize = 32 * 1024;
 
-/// Serves `state` on `listener` until `shutdown` turns true, then stops
-/// accepting, lets in-flight requests finish and stops the background tasks.
+/// Serves `state` on `listener` until `shutdown` turns true. Then: `/readyz`
+/// answers 503 for `shutdown_delay` while requests are still served (so a
+/// load balancer stops sending new ones), the listener closes, in-flight
+/// requests get `drain_timeout` to finish, and the background tasks stop
+/// last (mail queued by the last requests is still delivered).
 pub async fn run(
     listener: TcpListener,
     state: AppState,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let mailer = Mailer::from_state(&state)?;
-    let worker = tokio::spawn(email::run_worker(state.clone(), mailer, shutdown.clone()));
-    let housekeeping = tokio::spawn(housekeeping(state.clone(), shutdown.clone()));
+    let (stop_background, background_stop) = watch::channel(false);
+    let worker = tokio::spawn(email::run_worker(
+        state.clone(),
+        mailer,
+        background_stop.clone(),
+    ));
+    let housekeeping = tokio::spawn(housekeeping(state.clone(), background_stop));
 
     // Paths work with and without their trailing slash: strip it before routing.
     let app = NormalizePathLayer::trim_trailing_slash().layer(crate::http::router(state.clone()));
@@ -39,10 +48,18 @@ pub async fn run(
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(
             state.config.header_read_timeout_secs.max(1),
-        ));
+        ))
+        .max_buf_size(MAX_HEAD_BYTES);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
 
+    let mut stop_at: Option<tokio::time::Instant> = None;
     loop {
+        let stop = async {
+            match stop_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
@@ -72,17 +89,25 @@ pub async fn run(
                     }
                 });
             }
-            _ = shutdown.changed() => break,
+            _ = shutdown.changed(), if stop_at.is_none() => {
+                state.start_draining();
+                let delay = Duration::from_secs(state.config.shutdown_delay_secs);
+                tracing::info!(delay_secs = delay.as_secs(), "shutting down: readiness is now 503");
+                stop_at = Some(tokio::time::Instant::now() + delay);
+            }
+            _ = stop => break,
         }
     }
     drop(listener);
-    tracing::info!("shutting down: draining in-flight requests");
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+    let drain = Duration::from_secs(state.config.drain_timeout_secs);
+    tracing::info!(drain_secs = drain.as_secs(), "draining in-flight requests");
+    if tokio::time::timeout(drain, graceful.shutdown())
         .await
         .is_err()
     {
         tracing::warn!("some connections did not finish within the drain timeout");
     }
+    let _ = stop_background.send(true);
     let _ = worker.await;
     let _ = housekeeping.await;
     Ok(())

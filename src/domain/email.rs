@@ -27,6 +27,12 @@ pub async fn enqueue(tx: &mut Tx, email: &Email) -> Result<()> {
     Ok(())
 }
 
+/// How many messages wait for delivery.
+pub async fn pending(state: &AppState) -> Result<i64> {
+    let mut tx = state.db.begin().await?;
+    Ok(outbox::pending_count(&mut tx).await?)
+}
+
 /// Fills a link template such as `{public_url}/activate/{uid}/{token}`.
 pub fn link(state: &AppState, template: &str, uid: &str, token: &str) -> String {
     template

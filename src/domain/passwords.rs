@@ -2,6 +2,7 @@
 //! the async workers.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use argon2::Argon2;
@@ -148,6 +149,34 @@ pub struct Hasher {
     /// A real hash of a random password, verified against when the email is
     /// unknown so that a miss costs the same time as a wrong password.
     dummy: Arc<String>,
+    counters: Arc<HashCounters>,
+}
+
+/// What the hashing threads have done (for `/metrics`): the thread pool
+/// bounds how many hashes run at once, and `max_in_flight` shows it held.
+#[derive(Default)]
+struct HashCounters {
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    total: AtomicU64,
+}
+
+impl HashCounters {
+    fn run<T>(&self, work: impl FnOnce() -> T) -> T {
+        let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::Relaxed);
+        let out = work();
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.total.fetch_add(1, Ordering::Relaxed);
+        out
+    }
+}
+
+/// A snapshot of the hashing counters.
+pub struct HashStats {
+    pub in_flight: usize,
+    pub max_in_flight: usize,
+    pub total: u64,
 }
 
 enum Job {
@@ -162,8 +191,10 @@ impl Hasher {
     pub fn new(threads: usize) -> Self {
         let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(1024);
         let queue = Arc::new(std::sync::Mutex::new(queue));
+        let counters = Arc::new(HashCounters::default());
         for n in 0..threads.max(1) {
             let queue = Arc::clone(&queue);
+            let counters = Arc::clone(&counters);
             let spawned = std::thread::Builder::new()
                 .name(format!("roster-hash-{n}"))
                 .spawn(move || {
@@ -175,10 +206,10 @@ impl Hasher {
                         };
                         match job {
                             Ok(Job::Hash(pw, reply)) => {
-                                let _ = reply.send(hash_now(&pw));
+                                let _ = reply.send(counters.run(|| hash_now(&pw)));
                             }
                             Ok(Job::Verify(pw, stored, reply)) => {
-                                let _ = reply.send(verify_now(&pw, &stored));
+                                let _ = reply.send(counters.run(|| verify_now(&pw, &stored)));
                             }
                             Err(_) => return,
                         }
@@ -193,6 +224,15 @@ impl Hasher {
         Hasher {
             jobs,
             dummy: Arc::new(dummy),
+            counters,
+        }
+    }
+
+    pub fn stats(&self) -> HashStats {
+        HashStats {
+            in_flight: self.counters.in_flight.load(Ordering::Relaxed),
+            max_in_flight: self.counters.max_in_flight.load(Ordering::Relaxed),
+            total: self.counters.total.load(Ordering::Relaxed),
         }
     }
 

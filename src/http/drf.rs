@@ -49,6 +49,10 @@ impl From<BodyError> for DrfError {
             BodyError::Malformed(message) => {
                 DrfError::Raw(StatusCode::BAD_REQUEST, json!({ "detail": message }))
             }
+            BodyError::TimedOut => DrfError::Raw(
+                StatusCode::REQUEST_TIMEOUT,
+                json!({"detail": "The request body did not arrive in time."}),
+            ),
         }
     }
 }

@@ -18,7 +18,7 @@ pub fn api() -> Api {
         .get(
             "/readyz",
             ready,
-            doc("The database answers (503 with Retry-After when it does not)")
+            doc("The database answers and the process is not shutting down (else 503 with Retry-After)")
                 .public()
                 .ok(200, r("Health")),
         )
@@ -31,6 +31,17 @@ async fn alive() -> Response {
 
 /// The database answers; otherwise 503 with `Retry-After`.
 async fn ready(State(state): State<AppState>) -> Response {
+    if state.is_draining() {
+        let mut response = (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "draining", "database": state.db.backend()})),
+        )
+            .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        return response;
+    }
     match state.db.ping().await {
         Ok(()) => {
             axum::Json(json!({"status": "ok", "database": state.db.backend()})).into_response()

@@ -175,6 +175,10 @@ impl FromRequest<AppState> for Input {
                     StatusCode::BAD_REQUEST,
                     "The request body could not be read.".into(),
                 ),
+                super::body::BodyError::TimedOut => LaravelError::Raw(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "The request body did not arrive in time.".into(),
+                ),
             })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Input(Map::new()));

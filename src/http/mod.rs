@@ -14,6 +14,7 @@ pub mod drf_list;
 pub mod files;
 pub mod health;
 pub mod laravel;
+pub mod metrics;
 pub mod openapi;
 pub mod org_api;
 pub mod profiles;
@@ -41,6 +42,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 fn apis() -> Vec<api::Api> {
     vec![
         health::api(),
+        metrics::api(),
         accounts::api(),
         company::api(),
         coach::api(),
@@ -66,7 +68,6 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone())
-        .layer(middleware::from_fn(log_request))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("handler panicked");
             (
@@ -75,6 +76,8 @@ pub fn router(state: AppState) -> Router {
             )
                 .into_response()
         }))
+        .layer(middleware::from_fn_with_state(state, gate))
+        .layer(middleware::from_fn(log_request))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(SetResponseHeaderLayer::overriding(
@@ -121,6 +124,56 @@ async fn method_not_allowed(req: Request) -> Response {
         Dialect::Drf => json!({"detail": format!("Method \"{method}\" not allowed.")}),
     };
     (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
+}
+
+/// Admits a request when fewer than `max_concurrent_requests` are in
+/// flight (else 503 at once: queueing without bound only makes every client
+/// wait), holds its body to the body timeouts, and counts it. The probes
+/// and metrics are always admitted, so an overloaded instance still says so.
+async fn gate(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let path = req.uri().path();
+    let probe = matches!(path, "/healthz" | "/readyz" | "/metrics");
+    let _permit = if probe {
+        None
+    } else {
+        match state.admission.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                state.metrics.shed();
+                return overloaded(path);
+            }
+        }
+    };
+    let req = if axum::body::HttpBody::is_end_stream(req.body()) {
+        req
+    } else {
+        let config = &state.config;
+        let idle = std::time::Duration::from_secs(config.body_idle_timeout_secs);
+        let min_rate = config.body_min_rate;
+        req.map(|b| axum::body::Body::new(body::TimedBody::new(b, idle, min_rate)))
+    };
+    let in_flight = state.metrics.track();
+    let response = next.run(req).await;
+    in_flight.finish(response.status().as_u16());
+    response
+}
+
+/// 503 with `Retry-After`, in the dialect that owns `path`.
+fn overloaded(path: &str) -> Response {
+    let body = match dialect_of(path) {
+        Dialect::Laravel => json!({"message": "Service Unavailable"}),
+        Dialect::Rails => json!({"error": "Service temporarily unavailable"}),
+        Dialect::Drf => json!({"detail": "Service temporarily unavailable, try again later."}),
+    };
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 /// One structured line per request: method, route, status, latency, id.

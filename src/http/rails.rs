@@ -42,6 +42,10 @@ impl From<BodyError> for RailsError {
                 "Request body is too large".into(),
             ),
             BodyError::Malformed(message) => RailsError::Raw(StatusCode::BAD_REQUEST, message),
+            BodyError::TimedOut => RailsError::Raw(
+                StatusCode::REQUEST_TIMEOUT,
+                "The request body did not arrive in time".into(),
+            ),
         }
     }
 }

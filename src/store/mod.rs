@@ -59,12 +59,15 @@ impl From<sqlx::Error> for StoreError {
                 // SQLite codes are short numbers; PostgreSQL's SQLSTATEs are
                 // five characters (22021 must not read as SQLite's 5).
                 let sqlite_code = code.len() < 5;
+                // A full disk (SQLite 13, PostgreSQL 53100) is an outage too:
+                // nothing was written and a retry after cleanup succeeds.
                 let busy = (sqlite_code
                     && code
                         .parse::<i64>()
-                        .is_ok_and(|c| c & 0xff == 5 || c & 0xff == 6))
+                        .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 13)))
                     || code.starts_with("08")
                     || code == "53300"
+                    || code == "53100"
                     || code.starts_with("57P0");
                 if busy {
                     StoreError::Unavailable(err.to_string())
@@ -86,6 +89,27 @@ impl From<sqlx::Error> for StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// How to size and run a pool.
+#[derive(Clone, Debug)]
+pub struct PoolOptions {
+    pub max_connections: u32,
+    /// How long a request waits for a free connection before it is told
+    /// the database is unavailable.
+    pub acquire_timeout: Duration,
+    /// SQLite `synchronous=FULL` (else NORMAL).
+    pub sqlite_synchronous_full: bool,
+}
+
+impl PoolOptions {
+    pub fn new(max_connections: u32) -> Self {
+        PoolOptions {
+            max_connections,
+            acquire_timeout: Duration::from_secs(3),
+            sqlite_synchronous_full: true,
+        }
+    }
+}
 
 /// A connection pool of either backend.
 #[derive(Clone, Debug)]
@@ -134,13 +158,13 @@ impl Db {
     /// Opens a pool for `url` (`sqlite://path`, `sqlite::memory:` or
     /// `postgres://...`). SQLite gets WAL, `synchronous=FULL`, foreign keys
     /// and a busy timeout on every connection.
-    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Db> {
+    pub async fn connect(url: &str, options: &PoolOptions) -> StoreResult<Db> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let opts =
                 PgConnectOptions::from_str(url).map_err(|e| StoreError::Other(e.to_string()))?;
             let pool = PgPoolOptions::new()
-                .max_connections(max_connections)
-                .acquire_timeout(Duration::from_secs(5))
+                .max_connections(options.max_connections)
+                .acquire_timeout(options.acquire_timeout)
                 .connect_with(opts)
                 .await?;
             Ok(Db::Postgres(pool))
@@ -149,7 +173,11 @@ impl Db {
                 .map_err(|e| StoreError::Other(e.to_string()))?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Full)
+                .synchronous(if options.sqlite_synchronous_full {
+                    SqliteSynchronous::Full
+                } else {
+                    SqliteSynchronous::Normal
+                })
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(5))
                 // 8 MiB of page cache per connection (the default is 2 MiB):
@@ -162,8 +190,8 @@ impl Db {
                 // organisation over a selective (organisation, role) search.
                 .pragma("optimize", "0x10002");
             let pool = SqlitePoolOptions::new()
-                .max_connections(max_connections)
-                .acquire_timeout(Duration::from_secs(5))
+                .max_connections(options.max_connections)
+                .acquire_timeout(options.acquire_timeout)
                 .connect_with(opts)
                 .await?;
             Ok(Db::Sqlite(pool))
@@ -215,13 +243,26 @@ impl Db {
         Ok(())
     }
 
-    /// Checks that the database answers (for `/readyz`).
+    /// Checks that the database answers within a second (for `/readyz`).
     pub async fn ping(&self) -> StoreResult<()> {
-        match self {
-            Db::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ())?,
-            Db::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ())?,
+        let ping = async {
+            match self {
+                Db::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()),
+                Db::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()),
+            }
+        };
+        match tokio::time::timeout(Duration::from_secs(1), ping).await {
+            Ok(answer) => Ok(answer?),
+            Err(_) => Err(StoreError::Unavailable("no answer within 1 s".into())),
         }
-        Ok(())
+    }
+
+    /// Connections open and idle, for `/metrics`.
+    pub fn pool_size(&self) -> (u32, usize) {
+        match self {
+            Db::Sqlite(pool) => (pool.size(), pool.num_idle()),
+            Db::Postgres(pool) => (pool.size(), pool.num_idle()),
+        }
     }
 
     pub async fn close(&self) {
@@ -243,5 +284,42 @@ impl Tx {
             Tx::Postgres(t) => t.commit().await?,
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A full disk is an outage (503 with Retry-After), not a server error.
+    /// SQLite reports it as SQLITE_FULL once `max_page_count` is reached.
+    #[tokio::test]
+    async fn a_full_sqlite_database_is_unavailable_not_an_error() {
+        let opts = SqliteConnectOptions::from_str("sqlite::memory:")
+            .unwrap()
+            .pragma("max_page_count", "8");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (v TEXT)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let mut outcome = None;
+        for _ in 0..1_000 {
+            if let Err(e) = sqlx::query("INSERT INTO t VALUES (randomblob(1000))")
+                .execute(&pool)
+                .await
+            {
+                outcome = Some(StoreError::from(e));
+                break;
+            }
+        }
+        match outcome {
+            Some(StoreError::Unavailable(_)) => {}
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
     }
 }

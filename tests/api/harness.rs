@@ -84,9 +84,12 @@ impl TestApp {
             ..Config::default()
         };
         adjust(&mut config);
-        let db = Db::connect(&url, config.database_max_connections)
-            .await
-            .expect("connect to the test database");
+        let db = Db::connect(
+            &url,
+            &roster::store::PoolOptions::new(config.database_max_connections),
+        )
+        .await
+        .expect("connect to the test database");
         db.migrate().await.expect("migrate the test database");
         let state = AppState::new(db, config, SECRET).expect("state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -105,6 +108,21 @@ impl TestApp {
             shutdown,
             _database: database,
         }
+    }
+
+    /// Sends the shutdown signal (as SIGTERM does in `roster serve`).
+    pub fn begin_shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    /// Opens a raw connection to the server and writes `head` (for tests of
+    /// what clients that misbehave at the socket level get).
+    pub async fn raw_connection(&self, head: &[u8]) -> tokio::net::TcpStream {
+        use tokio::io::AsyncWriteExt;
+        let addr = self.base.trim_start_matches("http://").to_string();
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        stream.write_all(head).await.unwrap();
+        stream
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -276,3 +276,156 @@ async fn nul_characters_are_refused_not_crashed_on() {
         .await;
     assert_eq!(r.status, 422, "{}", r.text);
 }
+
+/// Reads what the server sends until it closes the connection (at most 10 s).
+async fn read_until_closed(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut buf),
+    )
+    .await;
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+#[tokio::test]
+async fn a_body_that_stalls_or_trickles_is_408_and_a_slow_steady_one_is_served() {
+    use tokio::io::AsyncWriteExt;
+    let app = TestApp::spawn_with(|c| {
+        c.body_idle_timeout_secs = 1;
+        c.body_min_rate = 20;
+    })
+    .await;
+    let head = b"POST /api/auth/jwt/create/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 60\r\n\r\n{\"email\":";
+    let started = std::time::Instant::now();
+    let mut stalled = app.raw_connection(head).await;
+    let answer = read_until_closed(&mut stalled).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("did not arrive in time"), "{answer}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+
+    // A byte every 400 ms never pauses for a second, but averages 2.5 bytes
+    // a second where 20 are required: cut off once the grace second is over.
+    let head = b"POST /api/auth/jwt/create/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 60\r\n\r\n";
+    let mut trickle = app.raw_connection(head).await;
+    let started = std::time::Instant::now();
+    for _ in 0..8 {
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        if trickle.write_all(b" ").await.is_err() {
+            break;
+        }
+    }
+    let answer = read_until_closed(&mut trickle).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(6));
+
+    // Ten bytes every 300 ms (about 33 a second) is slow but steady: served.
+    let body = br#"{"email": "nobody@example.com", "password": "wrong-password-1"}"#;
+    let head = format!(
+        "POST /api/auth/jwt/create/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let mut slow = app.raw_connection(head.as_bytes()).await;
+    for piece in body.chunks(10) {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        slow.write_all(piece).await.unwrap();
+    }
+    let answer = read_until_closed(&mut slow).await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+}
+
+#[tokio::test]
+async fn beyond_the_concurrency_limit_requests_are_shed_with_503() {
+    let app = TestApp::spawn_with(|c| c.max_concurrent_requests = 1).await;
+    // This request holds the only permit while its body does not arrive.
+    let head = b"POST /api/auth/jwt/create/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 60\r\n\r\n{";
+    let _holder = app.raw_connection(head).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let shed = app.get("/api/auth/users/me/", None).await;
+    assert_reply(
+        &shed,
+        503,
+        json!({"detail": "Service temporarily unavailable, try again later."}),
+    );
+    assert_eq!(shed.header("retry-after"), Some("1"));
+    let shed = app.get("/api/v1/profile", None).await;
+    assert_reply(
+        &shed,
+        503,
+        json!({"error": "Service temporarily unavailable"}),
+    );
+    // The probes are always admitted, and the metrics count what was shed.
+    assert_eq!(app.get("/healthz", None).await.status, 200);
+    let metrics = app.get("/metrics", None).await;
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metrics.text.contains("roster_http_requests_shed_total 2\n"),
+        "{}",
+        metrics.text
+    );
+    // The stalled request and this metrics request itself.
+    assert!(
+        metrics.text.contains("roster_http_requests_in_flight 2\n"),
+        "{}",
+        metrics.text
+    );
+}
+
+#[tokio::test]
+async fn oversize_request_heads_are_431() {
+    let app = TestApp::spawn().await;
+    let head = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(64 * 1024)
+    );
+    let mut stream = app.raw_connection(head.as_bytes()).await;
+    let answer = read_until_closed(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    assert_eq!(app.get("/healthz", None).await.status, 200);
+}
+
+#[tokio::test]
+async fn metrics_count_responses_and_password_hashing() {
+    let app = TestApp::spawn().await;
+    app.post(
+        "/api/auth/jwt/create/",
+        None,
+        json!({"email": "nobody@example.com", "password": "wrong-password-1"}),
+    )
+    .await;
+    let metrics = app.get("/metrics", None).await;
+    assert_eq!(metrics.status, 200);
+    assert_eq!(
+        metrics.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let value = |name: &str| -> f64 {
+        metrics
+            .text
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from {}", metrics.text))
+    };
+    assert_eq!(value("roster_http_responses_total{class=\"4xx\"}"), 1.0);
+    assert!(value("roster_password_hashes_total") >= 1.0);
+    // The hashing threads (two in tests) bound how many hashes run at once.
+    let max = value("roster_password_hashes_in_flight_max");
+    assert!((1.0..=2.0).contains(&max), "{max}");
+    assert_eq!(value("roster_outbox_pending"), 0.0);
+    assert_eq!(value("roster_draining"), 0.0);
+}
+
+#[tokio::test]
+async fn readiness_turns_503_as_soon_as_shutdown_begins() {
+    let app = TestApp::spawn_with(|c| c.shutdown_delay_secs = 30).await;
+    assert_eq!(app.get("/readyz", None).await.status, 200);
+    app.begin_shutdown();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let ready = app.get("/readyz", None).await;
+    assert_eq!(ready.status, 503);
+    assert_eq!(ready.body["status"], "draining");
+    // During the delay requests are still served.
+    assert_eq!(app.get("/healthz", None).await.status, 200);
+    assert_eq!(app.get("/api/auth/users/me/", None).await.status, 401);
+}
