@@ -111,6 +111,26 @@ impl PoolOptions {
     }
 }
 
+/// How long a SQLite write waits for another writer before giving up (503).
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Gathers planner statistics when they are missing or stale, as SQLite
+/// advises for each new connection: without them the planner can prefer a
+/// covering index that scans the whole organisation over a selective
+/// (organisation, role) search. `optimize` may write (ANALYZE), so it must
+/// not wait: while another process holds the write lock, waiting here would
+/// stall every request that needs a new connection. It is skipped then (the
+/// hourly housekeeping pass runs it again).
+async fn optimize_new_connection(conn: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("PRAGMA busy_timeout = 0").execute(&mut *conn).await?;
+    if let Err(e) = sqlx::query("PRAGMA optimize = 0x10002").execute(&mut *conn).await {
+        tracing::debug!(error = %e, "planner statistics not refreshed on a new connection");
+    }
+    let restore = format!("PRAGMA busy_timeout = {}", SQLITE_BUSY_TIMEOUT.as_millis());
+    sqlx::query(sqlx::AssertSqlSafe(restore)).execute(&mut *conn).await?;
+    Ok(())
+}
+
 /// A connection pool of either backend.
 #[derive(Clone, Debug)]
 pub enum Db {
@@ -179,19 +199,15 @@ impl Db {
                     SqliteSynchronous::Normal
                 })
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(5))
+                .busy_timeout(SQLITE_BUSY_TIMEOUT)
                 // 8 MiB of page cache per connection (the default is 2 MiB):
                 // hot index pages stay in memory while the whole pool stays
                 // well under 100 MiB; the OS page cache holds the rest.
-                .pragma("cache_size", "-8192")
-                // Gathers planner statistics when they are missing or stale
-                // (SQLite's advice for each new connection): without them the
-                // planner can prefer a covering index that scans the whole
-                // organisation over a selective (organisation, role) search.
-                .pragma("optimize", "0x10002");
+                .pragma("cache_size", "-8192");
             let pool = SqlitePoolOptions::new()
                 .max_connections(options.max_connections)
                 .acquire_timeout(options.acquire_timeout)
+                .after_connect(|conn, _| Box::pin(optimize_new_connection(conn)))
                 .connect_with(opts)
                 .await?;
             Ok(Db::Sqlite(pool))
