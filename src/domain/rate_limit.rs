@@ -21,7 +21,10 @@ fn window(now: i64, window_secs: i64) -> (i64, u64) {
 
 /// Counts a hit on `bucket`; `Throttled` once the window holds more than the
 /// limit. The count is committed on its own, whatever the request does next.
+/// A bucket already at its limit is refused on a read alone: a flood of
+/// refused attempts must not become a flood of (synced) writes.
 pub async fn hit(state: &AppState, bucket: &str, limit: Limit) -> Result<()> {
+    check(state, bucket, limit).await?;
     let (start, retry_after) = window(now_micros(), limit.window_secs);
     let mut tx = state.db.begin_write().await?;
     let hits = rate_limits::hit(&mut tx, bucket, start).await?;

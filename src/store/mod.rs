@@ -122,12 +122,19 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// stall every request that needs a new connection. It is skipped then (the
 /// hourly housekeeping pass runs it again).
 async fn optimize_new_connection(conn: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
-    sqlx::query("PRAGMA busy_timeout = 0").execute(&mut *conn).await?;
-    if let Err(e) = sqlx::query("PRAGMA optimize = 0x10002").execute(&mut *conn).await {
+    sqlx::query("PRAGMA busy_timeout = 0")
+        .execute(&mut *conn)
+        .await?;
+    if let Err(e) = sqlx::query("PRAGMA optimize = 0x10002")
+        .execute(&mut *conn)
+        .await
+    {
         tracing::debug!(error = %e, "planner statistics not refreshed on a new connection");
     }
     let restore = format!("PRAGMA busy_timeout = {}", SQLITE_BUSY_TIMEOUT.as_millis());
-    sqlx::query(sqlx::AssertSqlSafe(restore)).execute(&mut *conn).await?;
+    sqlx::query(sqlx::AssertSqlSafe(restore))
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 

@@ -12,9 +12,11 @@ import atexit
 import sys
 
 import faultlib
+import attacks
 import database
 import drain
 import killnine
+import outbox
 
 _pg = None
 
@@ -35,6 +37,11 @@ SCENARIOS = {
     "drain": drain.run,
     "pg-outage": lambda: database.pg_outage(pg()),
     "sqlite-locked": database.sqlite_locked,
+    "slowloris": attacks.slowloris,
+    "login-flood": attacks.login_flood,
+    "big-inputs": attacks.big_inputs,
+    "upload-bombs": attacks.upload_bombs,
+    "outbox-smtp-outage": outbox.run,
     "pool-exhaustion-sqlite": lambda: database.pool_exhaustion("sqlite"),
     "pool-exhaustion-postgres": lambda: database.pool_exhaustion("postgres", pg()),
 }

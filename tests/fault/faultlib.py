@@ -130,8 +130,9 @@ class Server:
         return subprocess.run([BIN, *args], env=self.env, check=check,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
 
-    def seed(self):
-        self.command("seed-demo", "--password", PASSWORD)
+    def seed(self, members=None):
+        extra = ["--members", str(members)] if members else []
+        self.command("seed-demo", "--password", PASSWORD, *extra)
 
     def start(self, wait=True):
         log = open(self.log_path, "ab")
@@ -374,6 +375,12 @@ class Load:
             t.start()
             self._workers.append(t)
         return self
+
+    def wait(self):
+        """Lets the threads run out their `limit`, then returns the results."""
+        for t in self._workers:
+            t.join(timeout=self.limit + 30)
+        return self.results
 
     def stop(self):
         self._stop.set()
