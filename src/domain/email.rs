@@ -106,42 +106,45 @@ fn backoff_secs(attempts: i64) -> i64 {
         .min(3_600)
 }
 
+/// Messages claimed at a time: few enough to deliver well within the claim.
+const CLAIM_BATCH: i64 = 10;
+
 /// Delivers every message that is due; returns how many were sent.
 pub async fn deliver_due(state: &AppState, mailer: &Mailer) -> Result<usize> {
-    let now = now_micros();
-    let mut tx = state.db.begin().await?;
-    let due = outbox::due(&mut tx, now, 50).await?;
-    tx.commit().await?;
     let mut sent = 0;
-    for row in due {
-        // Claim the row so another instance does not send it too; the claim
-        // lapses after two minutes if this process dies mid-delivery.
+    loop {
+        // Claim a batch so that no other worker (of this or another
+        // instance) sends it too; the claim lapses after two minutes if this
+        // process dies mid-delivery.
+        let now = now_micros();
         let mut tx = state.db.begin_write().await?;
-        let claimed = outbox::claim(&mut tx, row.id, now, now + 120 * MICROS_PER_SEC).await?;
+        let batch =
+            outbox::claim_due(&mut tx, now, now + 120 * MICROS_PER_SEC, CLAIM_BATCH).await?;
         tx.commit().await?;
-        if !claimed {
-            continue;
+        if batch.is_empty() {
+            return Ok(sent);
         }
-        let result = match build_message(&state.config.email_from, &row) {
-            Ok(message) => mailer.deliver(row.id, message).await,
-            Err(e) => Err(e),
-        };
-        let mut tx = state.db.begin_write().await?;
-        match result {
-            Ok(()) => {
-                outbox::mark_sent(&mut tx, row.id, now_micros()).await?;
-                sent += 1;
-                tracing::info!(outbox.id = row.id, to = %row.to_address, subject = %row.subject, "email delivered");
+        for row in batch {
+            let result = match build_message(&state.config.email_from, &row) {
+                Ok(message) => mailer.deliver(row.id, message).await,
+                Err(e) => Err(e),
+            };
+            let mut tx = state.db.begin_write().await?;
+            match result {
+                Ok(()) => {
+                    outbox::mark_sent(&mut tx, row.id, now_micros()).await?;
+                    sent += 1;
+                    tracing::info!(outbox.id = row.id, to = %row.to_address, subject = %row.subject, "email delivered");
+                }
+                Err(e) => {
+                    let next = now_micros() + backoff_secs(row.attempts) * MICROS_PER_SEC;
+                    outbox::mark_failed(&mut tx, row.id, next, &e.to_string()).await?;
+                    tracing::warn!(outbox.id = row.id, attempts = row.attempts + 1, error = %e, "email delivery failed; will retry");
+                }
             }
-            Err(e) => {
-                let next = now_micros() + backoff_secs(row.attempts) * MICROS_PER_SEC;
-                outbox::mark_failed(&mut tx, row.id, next, &e.to_string()).await?;
-                tracing::warn!(outbox.id = row.id, attempts = row.attempts + 1, error = %e, "email delivery failed; will retry");
-            }
+            tx.commit().await?;
         }
-        tx.commit().await?;
     }
-    Ok(sent)
 }
 
 /// Runs until `shutdown` fires: delivers due mail whenever woken, and at

@@ -31,30 +31,37 @@ pub async fn insert(
         .await?))
 }
 
-/// Up to `limit` messages due for delivery that no worker holds.
-pub async fn due(tx: &mut Tx, now: i64, limit: i64) -> StoreResult<Vec<OutboxRow>> {
-    const SQL: &str = "SELECT id, to_address, subject, body, created_at, attempts FROM outbox \
-         WHERE sent_at IS NULL AND next_attempt_at <= $1 AND (locked_until IS NULL OR locked_until < $1) \
-         ORDER BY next_attempt_at, id LIMIT $2";
-    Ok(on_tx!(tx, |c| sqlx::query_as(SQL)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(c)
-        .await?))
-}
-
-/// Takes a message for delivery until `until`; false if another worker has it.
-pub async fn claim(tx: &mut Tx, id: i64, now: i64, until: i64) -> StoreResult<bool> {
-    const SQL: &str = "UPDATE outbox SET locked_until = $3 WHERE id = $1 AND sent_at IS NULL \
-         AND (locked_until IS NULL OR locked_until < $2)";
-    let done = on_tx!(tx, |c| sqlx::query(SQL)
-        .bind(id)
+/// Claims up to `limit` messages that are due and held by no worker, until
+/// `until`, in one statement, and returns them (oldest first). On
+/// PostgreSQL `FOR UPDATE SKIP LOCKED` lets workers of several instances
+/// claim side by side without waiting on or taking each other's rows; on
+/// SQLite the write transaction already excludes other writers. A claim
+/// lapses at `until` if its worker dies mid-delivery.
+pub async fn claim_due(
+    tx: &mut Tx,
+    now: i64,
+    until: i64,
+    limit: i64,
+) -> StoreResult<Vec<OutboxRow>> {
+    const POSTGRES: &str = "UPDATE outbox SET locked_until = $2 WHERE id IN (\
+         SELECT id FROM outbox WHERE sent_at IS NULL AND next_attempt_at <= $1 \
+         AND (locked_until IS NULL OR locked_until < $1) \
+         ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+         RETURNING id, to_address, subject, body, created_at, attempts";
+    const SQLITE: &str = "UPDATE outbox SET locked_until = $2 WHERE id IN (\
+         SELECT id FROM outbox WHERE sent_at IS NULL AND next_attempt_at <= $1 \
+         AND (locked_until IS NULL OR locked_until < $1) \
+         ORDER BY next_attempt_at, id LIMIT $3) \
+         RETURNING id, to_address, subject, body, created_at, attempts";
+    let sql = if tx.is_postgres() { POSTGRES } else { SQLITE };
+    let mut rows: Vec<OutboxRow> = on_tx!(tx, |c| sqlx::query_as(sql)
         .bind(now)
         .bind(until)
-        .execute(c)
-        .await?
-        .rows_affected());
-    Ok(done == 1)
+        .bind(limit)
+        .fetch_all(c)
+        .await?);
+    rows.sort_by_key(|r| r.id);
+    Ok(rows)
 }
 
 pub async fn mark_sent(tx: &mut Tx, id: i64, now: i64) -> StoreResult<()> {

@@ -164,3 +164,56 @@ async fn mail_queued_while_the_smtp_server_is_down_is_delivered_when_it_returns(
     drop(sink);
     let _ = std::fs::remove_dir_all(maildir);
 }
+
+/// Workers of several instances compete for the outbox: each message is
+/// claimed by one of them and delivered exactly once (the server's own
+/// worker competes too).
+#[tokio::test]
+async fn competing_workers_deliver_each_message_exactly_once() {
+    use roster::domain::email::{self, Email, Mailer};
+    let app = TestApp::spawn().await;
+    let mut tx = app.state.db.begin_write().await.unwrap();
+    for i in 0..40 {
+        let mail = Email {
+            to: format!("worker{i}@example.com"),
+            subject: format!("message {i}"),
+            body: "hello".into(),
+        };
+        email::enqueue(&mut tx, &mail).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let dirs: Vec<PathBuf> = (0..3)
+        .map(|k| app.dir.join(format!("worker-{k}")))
+        .collect();
+    let mailers: Vec<Mailer> = dirs.iter().cloned().map(Mailer::Files).collect();
+    let (a, b, c) = tokio::join!(
+        email::deliver_due(&app.state, &mailers[0]),
+        email::deliver_due(&app.state, &mailers[1]),
+        email::deliver_due(&app.state, &mailers[2]),
+    );
+    let by_workers = a.unwrap() + b.unwrap() + c.unwrap();
+    // Whatever the server's worker took is in its own outbox folder.
+    let mut delivered: Vec<String> = Vec::new();
+    for dir in dirs
+        .iter()
+        .chain(std::iter::once(&app.state.config.outbox_dir()))
+    {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries {
+                let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+                let to = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("To: "))
+                    .unwrap()
+                    .to_string();
+                delivered.push(to);
+            }
+        }
+    }
+    let unique: std::collections::HashSet<&String> = delivered.iter().collect();
+    assert_eq!(delivered.len(), 40, "{delivered:?}");
+    assert_eq!(unique.len(), 40, "a message was delivered twice");
+    assert!((1..=40).contains(&by_workers));
+    let pending = email::pending(&app.state).await.unwrap();
+    assert_eq!(pending, 0);
+}
