@@ -1,4 +1,5 @@
-//! The command line: `serve`, `migrate`, `create-staff`, `config`.
+//! The command line: `serve`, `migrate`, `create-staff`, `create-api-key`,
+//! `seed-demo`, `backup`, `config`, `openapi`.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -39,6 +40,12 @@ enum Command {
         email: String,
         #[arg(long)]
         name: String,
+    },
+    /// Copy the database (a consistent snapshot), the signing key and the
+    /// stored files into DIR, while the server runs (SQLite deployments).
+    Backup {
+        /// An empty or new folder; restore by using it as ROSTER_DATA_DIR.
+        dir: std::path::PathBuf,
     },
     /// Print the effective settings, secrets masked.
     Config,
@@ -124,6 +131,18 @@ pub fn main() -> std::process::ExitCode {
                     .map_err(|e| anyhow::anyhow!("{}", describe_error(&e)))?;
                 println!("{}", created.key);
                 eprintln!("API key {} ({}) created; it is not shown again", created.row.id, created.row.prefix);
+                Ok(())
+            }
+            Command::Backup { dir } => {
+                let state = open_state(config).await?;
+                let summary = crate::backup::backup(&state, &dir).await?;
+                println!(
+                    "backed up the database, {} files ({} bytes){} into {}",
+                    summary.files,
+                    summary.bytes,
+                    if summary.secret_key { " and the signing key" } else { "" },
+                    dir.display()
+                );
                 Ok(())
             }
             Command::Config => {

@@ -89,3 +89,9 @@ pub async fn existing_keys(tx: &mut Tx, keys: &[String]) -> StoreResult<Vec<Stri
     let rows: Vec<(String,)> = fetch_all(tx, &sql).await?;
     Ok(rows.into_iter().map(|(k,)| k).collect())
 }
+
+/// Every stored file's key (for backups).
+pub async fn all_keys(tx: &mut Tx) -> StoreResult<Vec<String>> {
+    const SQL: &str = "SELECT storage_key FROM blobs ORDER BY id";
+    Ok(on_tx!(tx, |c| sqlx::query_scalar(SQL).fetch_all(c).await?))
+}

@@ -73,6 +73,21 @@ impl TestApp {
                 None,
             ),
         };
+        Self::start(dir, url, database, adjust).await
+    }
+
+    /// Serves an existing SQLite data folder (a restored backup, say).
+    pub async fn spawn_on_sqlite_folder(dir: &Path) -> TestApp {
+        let url = format!("sqlite://{}", dir.join("roster.db").display());
+        Self::start(dir.to_path_buf(), url, None, |_| {}).await
+    }
+
+    async fn start(
+        dir: PathBuf,
+        url: String,
+        database: Option<Arc<PgDatabase>>,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestApp {
         let mut config = Config {
             data_dir: dir.clone(),
             database_url: Some(url.clone()),

@@ -10,6 +10,7 @@ mod accounts_passwords;
 mod accounts_signup;
 mod api_keys;
 mod authz;
+mod backup;
 mod coach;
 mod company_departments;
 mod company_team;
