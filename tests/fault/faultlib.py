@@ -295,8 +295,9 @@ class Report:
     """The figures of one scenario: each metric with its target and whether
     it was met. Written to target/reliability/<name>.json and printed."""
 
-    def __init__(self, name):
+    def __init__(self, name, stage="fault"):
         self.name = name
+        self.stage = stage
         self.metrics = {}
         self.notes = []
         self.started = time.monotonic()
@@ -326,7 +327,7 @@ class Report:
             f"{k}={m['value']}" + ("" if m.get("pass", True) else " (MISS: target " + str(m["target"]) + ")")
             for k, m in self.metrics.items())
         verdict = "pass" if not failed else "FAIL"
-        print(f"fault {self.name}: {verdict} ({doc['seconds']} s): {figures}", flush=True)
+        print(f"{self.stage} {self.name}: {verdict} ({doc['seconds']} s): {figures}", flush=True)
         for n in self.notes:
             print(f"  note: {n}", flush=True)
         return self.passed
