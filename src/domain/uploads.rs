@@ -31,6 +31,8 @@ pub enum FileKind {
 }
 
 impl FileKind {
+    pub const ALL: [FileKind; 4] = [FileKind::Png, FileKind::Jpeg, FileKind::Webp, FileKind::Pdf];
+
     pub fn content_type(self) -> &'static str {
         match self {
             FileKind::Png => "image/png",

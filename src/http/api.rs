@@ -57,11 +57,13 @@ pub struct Doc {
     /// The success status and its body schema (`None`: no body).
     pub success: (u16, Option<Value>),
     /// The success body's media type.
-    pub success_media: &'static str,
+    pub success_media: Vec<&'static str>,
     /// Documented error statuses (their bodies follow the dialect).
     pub errors: Vec<u16>,
     /// Path parameters that are strings (the rest are integers).
     pub string_params: Vec<&'static str>,
+    /// Path parameters that take one of a fixed set of words.
+    pub choice_params: Vec<(&'static str, Vec<&'static str>)>,
 }
 
 /// Starts the description of an operation.
@@ -73,9 +75,10 @@ pub fn doc(summary: &'static str) -> Doc {
         request: None,
         query: Vec::new(),
         success: (200, None),
-        success_media: "application/json",
+        success_media: vec!["application/json"],
         errors: Vec::new(),
         string_params: Vec::new(),
+        choice_params: Vec::new(),
     }
 }
 
@@ -178,13 +181,19 @@ impl Doc {
     /// A file's bytes, of whatever type it has.
     pub fn file(mut self) -> Self {
         self.success = (200, Some(json!({"type": "string", "format": "binary"})));
-        self.success_media = "application/octet-stream";
+        self.success_media = vec!["application/octet-stream"];
         self
     }
 
     /// A success body of another media type than JSON.
     pub fn media(mut self, media: &'static str) -> Self {
-        self.success_media = media;
+        self.success_media = vec![media];
+        self
+    }
+
+    /// A success body of any of these media types.
+    pub fn media_types(mut self, media: &[&'static str]) -> Self {
+        self.success_media = media.to_vec();
         self
     }
 
@@ -206,6 +215,12 @@ impl Doc {
 
     pub fn string_param(mut self, name: &'static str) -> Self {
         self.string_params.push(name);
+        self
+    }
+
+    /// A path parameter that is one of `words` (anything else is 404).
+    pub fn choice_param(mut self, name: &'static str, words: Vec<&'static str>) -> Self {
+        self.choice_params.push((name, words));
         self
     }
 }
@@ -400,4 +415,13 @@ pub fn integer() -> Value {
 
 pub fn date() -> Value {
     json!({"type": ["string", "null"], "format": "date"})
+}
+
+/// A date where a blank string means none (Rails' reading of form input).
+pub fn blank_or_date() -> Value {
+    json!({"anyOf": [
+        {"type": "string", "format": "date"},
+        {"type": "string", "pattern": "^\\s*$"},
+        {"type": "null"},
+    ]})
 }

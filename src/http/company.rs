@@ -43,13 +43,15 @@ pub fn api() -> Api {
     let department = r("Department");
     let member = r("TeamMember");
     let name = object(json!({"name": text()}), &["name"]);
-    let new_member = object(
+    let mut new_member = object(
         json!({"email": email(), "first_name": text(), "last_name": text(), "password": text(),
-               "role": {"enum": ["Admin", "Coach", "Member"]}, "department": {"type": ["integer", "null"]}}),
+               "role": {"enum": ["Admin", "Coach", "Member"]}, "department": {"type": ["integer", "null"], "minimum": 1}}),
         &["email", "first_name", "last_name", "password"],
     );
+    new_member["examples"] = json!([{"email": "sam.taylor@example.com", "first_name": "Sam",
+        "last_name": "Taylor", "password": "Welcome-Aboard-2024", "role": "Member"}]);
     let member_fields = json!({"first_name": text(), "last_name": text(),
-               "role": {"enum": ["Admin", "Coach", "Member"]}, "department": {"type": ["integer", "null"]}});
+               "role": {"enum": ["Admin", "Coach", "Member"]}, "department": {"type": ["integer", "null"], "minimum": 1}});
     Api::new("Company admin", Dialect::Drf)
         .get(
             "/api/departments",

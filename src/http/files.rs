@@ -13,11 +13,14 @@ use crate::app::AppState;
 use crate::domain::uploads::{self, percent_encode_segment};
 
 pub fn api() -> Api {
+    // Files are served with the type sniffed from their bytes.
+    let stored_types = uploads::FileKind::ALL.map(uploads::FileKind::content_type);
     let file = doc("Download a file through a signed, expiring link (no credentials)")
         .public()
         .string_param("token")
         .string_param("name")
         .file()
+        .media_types(&stored_types)
         .errors(&[404]);
     Api::new("Files", Dialect::Plain)
         .get("/files/{token}", download_unnamed, file.clone())

@@ -122,7 +122,10 @@ fn operation(op: &Operation) -> Value {
     let mut parameters = Vec::new();
     for segment in op.path.split('/') {
         if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-            let schema = if d.string_params.contains(&name) {
+            let schema = if let Some((_, words)) = d.choice_params.iter().find(|(n, _)| *n == name)
+            {
+                json!({"type": "string", "enum": words})
+            } else if d.string_params.contains(&name) {
                 string()
             } else {
                 json!({"type": "integer", "minimum": 1})
@@ -175,7 +178,12 @@ fn operation(op: &Operation) -> Value {
     let (status, schema) = &d.success;
     let mut success = json!({"description": status_text(*status)});
     if let Some(schema) = schema {
-        success["content"] = json!({ d.success_media: {"schema": schema} });
+        let content: serde_json::Map<String, Value> = d
+            .success_media
+            .iter()
+            .map(|media| (media.to_string(), json!({"schema": schema})))
+            .collect();
+        success["content"] = Value::Object(content);
     }
     responses.insert(status.to_string(), success);
     let mut errors = d.errors.clone();

@@ -50,6 +50,11 @@ fn list_doc(summary: &'static str, item: Value, filters: &[&str], sorts: &[&str]
 }
 
 pub fn api() -> Api {
+    let mut program_member = object(
+        json!({"user": laravel_text(), "role": {"enum": ["leader", "coach", "member"]}}),
+        &["user"],
+    );
+    program_member["examples"] = json!([{"user": "2", "role": "member"}]);
     let wrap = |key: &str, schema: Value| object(json!({ key: schema }), &[key]);
     let mut timezones_or_null: Vec<Value> =
         organisation::TIMEZONES.iter().map(|t| json!(t)).collect();
@@ -121,7 +126,7 @@ pub fn api() -> Api {
             doc("Add a user of the organisation to a program")
                 .api_key()
                 .string_param("id")
-                .body(object(json!({"user": laravel_text(), "role": {"enum": ["leader", "coach", "member"]}}), &["user"]))
+                .body(program_member)
                 .ok(201, wrap("program_member", r("Person")))
                 .errors(&[403, 404, 422]),
         )

@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::api::{
-    Api, Dialect, array, choice, date, doc, nullable_string, object, optional_text, page_number, r,
-    string, text,
+    Api, Dialect, array, blank_or_date, choice, date, doc, nullable_string, object, optional_text,
+    page_number, r, string, text,
 };
 use super::rails::{
     Params, RailsAuth, RailsError, RailsResult, Upload, if_match, none_match, not_modified,
@@ -26,20 +26,42 @@ use crate::store::profiles::{DocumentRow, RecordRow};
 /// Paths under this prefix answer 404 and 405 in this dialect.
 pub const PREFIX: &str = "/api/v1";
 
+/// Every document kind, for the path parameter's enum.
+fn document_kinds() -> Vec<&'static str> {
+    profiles::SLOT_KINDS
+        .iter()
+        .chain(profiles::LIST_KINDS.iter())
+        .copied()
+        .collect()
+}
+
 pub fn api() -> Api {
     let envelope = r("ProfileEnvelope");
+    let mut english_levels = json!(profiles::ENGLISH_LEVELS);
+    if let Value::Array(levels) = &mut english_levels {
+        levels.push(Value::Null);
+    }
     let fields = object(
         json!({
             "first_name": string(), "last_name": string(), "postcode": nullable_string(),
-            "english_level": {"type": ["string", "null"]}, "contact_phone_number": nullable_string(),
+            "english_level": {"enum": english_levels}, "contact_phone_number": nullable_string(),
             "birth_date": date(), "start_date": date(), "bio": nullable_string(),
-            "licenses": array(string()),
+            "licenses": array(json!({"enum": profiles::LICENSES})),
         }),
         &[],
     );
-    let body = object(json!({ "profile": fields }), &["profile"]);
+    let mut body = object(json!({ "profile": fields }), &["profile"]);
+    // A complete, valid profile: the five required fields and a licence.
+    body["examples"] = json!([{"profile": {
+        "first_name": "Nicola", "last_name": "Conn", "postcode": "SW1A 1AA",
+        "english_level": "fluent", "contact_phone_number": "+44 20 7946 0000",
+        "licenses": ["b"],
+    }}]);
     let file_body = object(
-        json!({"file": {"type": "string", "contentMediaType": "application/pdf"}}),
+        // A file part (OpenAPI 3.1's spelling of `format: binary`); the
+        // type is read from the bytes: PDF, PNG, JPEG or WebP.
+        json!({"file": {"type": "string", "contentMediaType": "application/octet-stream",
+                        "description": "A PDF, PNG, JPEG or WebP file (the type is read from its bytes)"}}),
         &["file"],
     );
     let attachment = r("Attachment");
@@ -137,7 +159,7 @@ pub fn api() -> Api {
             "/api/v1/profiles/{id}/documents/{kind}",
             upload,
             doc("Upload into a document slot (replaces) or list (appends)")
-                .string_param("kind")
+                .choice_param("kind", document_kinds())
                 .upload(file_body.clone())
                 .ok(201, attachment.clone())
                 .errors(&[403, 404, 422]),
@@ -146,7 +168,7 @@ pub fn api() -> Api {
             "/api/v1/profiles/{id}/documents/{kind}",
             empty_document,
             doc("Empty a document slot or list")
-                .string_param("kind")
+                .choice_param("kind", document_kinds())
                 .no_content()
                 .errors(&[403, 404]),
         )
@@ -154,7 +176,7 @@ pub fn api() -> Api {
             "/api/v1/profiles/{id}/documents/{kind}/{attachment}",
             remove_document,
             doc("Remove one attachment")
-                .string_param("kind")
+                .choice_param("kind", document_kinds())
                 .no_content()
                 .errors(&[403, 404]),
         )
@@ -162,7 +184,7 @@ pub fn api() -> Api {
             "/api/v1/profile/documents/{kind}",
             upload_own,
             doc("Upload to the member's own profile")
-                .string_param("kind")
+                .choice_param("kind", document_kinds())
                 .upload(file_body)
                 .ok(201, attachment)
                 .errors(&[404, 422]),
@@ -171,7 +193,7 @@ pub fn api() -> Api {
             "/api/v1/profile/documents/{kind}",
             empty_own_document,
             doc("Empty a slot or list of the member's own profile")
-                .string_param("kind")
+                .choice_param("kind", document_kinds())
                 .no_content()
                 .errors(&[404]),
         )
@@ -179,7 +201,7 @@ pub fn api() -> Api {
             "/api/v1/profile/documents/{kind}/{attachment}",
             remove_own_document,
             doc("Remove one attachment of the member's own profile")
-                .string_param("kind")
+                .choice_param("kind", document_kinds())
                 .no_content()
                 .errors(&[404]),
         )
@@ -196,7 +218,7 @@ pub fn api() -> Api {
             "/api/v1/profiles/{id}/experiences",
             "/api/v1/profiles/{id}/experiences/{record}",
             "experience",
-            json!({"company": text(), "role": optional_text(), "start_date": date(), "end_date": date(), "description": optional_text()}),
+            json!({"company": text(), "role": optional_text(), "start_date": blank_or_date(), "end_date": blank_or_date(), "description": optional_text()}),
             &["company"][..],
         ),
         (
