@@ -614,11 +614,11 @@ async fn every_operation_as_every_principal() {
             ));
         }
     }
-    println!(
+    crate::harness::figure(&format!(
         "authorization matrix: {} operations, {} smuggled ids, {requests} requests, {denied_writes_checked} refused writes checked unchanged, {leaks} leaks",
         policy.operation.len(),
         policy.smuggle.len()
-    );
+    ));
     assert!(
         failures.is_empty(),
         "{} failures:\n{}",

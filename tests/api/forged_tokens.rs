@@ -276,11 +276,11 @@ async fn forged_tokens_are_refused_everywhere() {
             ));
         }
     }
-    println!(
+    crate::harness::figure(&format!(
         "forged tokens: {} forgeries x {} operations x 2 schemes, {checked} requests, {} accepted",
         forgeries.len(),
         SAMPLE.len(),
         failures.len()
-    );
+    ));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -27,6 +27,14 @@ pub struct TestApp {
     _database: Option<Arc<PgDatabase>>,
 }
 
+/// Prints a figure of a suite-wide check (the authorization matrix, the
+/// forged tokens) where CI shows it: straight to stderr, which the test
+/// harness does not capture, so `.ci/run` can quote it.
+pub fn figure(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 /// A response, read whole.
 #[derive(Debug)]
 pub struct Reply {
