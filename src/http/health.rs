@@ -29,18 +29,11 @@ async fn alive() -> Response {
     axum::Json(json!({"status": "ok"})).into_response()
 }
 
-/// The database answers; otherwise 503 with `Retry-After`.
+/// The database answers and shutdown has not begun; otherwise 503 with
+/// `Retry-After`.
 async fn ready(State(state): State<AppState>) -> Response {
     if state.is_draining() {
-        let mut response = (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"status": "draining", "database": state.db.backend()})),
-        )
-            .into_response();
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-        return response;
+        return not_ready(&state, "draining");
     }
     match state.db.ping().await {
         Ok(()) => {
@@ -48,15 +41,16 @@ async fn ready(State(state): State<AppState>) -> Response {
         }
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            let mut response = (
-                StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(json!({"status": "unavailable", "database": state.db.backend()})),
-            )
-                .into_response();
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            response
+            not_ready(&state, "unavailable")
         }
     }
+}
+
+fn not_ready(state: &AppState, status: &str) -> Response {
+    let body = json!({"status": status, "database": state.db.backend()});
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response
 }

@@ -8,6 +8,7 @@ stopped when its scenario ends, also when it fails.
 """
 
 import base64
+import email
 import glob
 import hashlib
 import http.client
@@ -28,6 +29,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BIN = os.environ.get("BIN", os.path.join(ROOT, "target", "release", "roster"))
 RESULTS = os.path.join(ROOT, "target", "reliability")
 PASSWORD = "Demo-Pass-2024!"
+# The venv scripts/test makes, with aiosmtpd and moto.
+VENV_PYTHON = os.path.join(ROOT, ".venv", "bin", "python")
 ADMIN = "admin@demo.example"
 
 
@@ -233,6 +236,64 @@ def bearer(token):
 def first_profile_id(port, token):
     reply = request(port, "GET", "/api/v1/profiles?per_page=1", headers=bearer(token))
     return reply.json()["profiles"][0]["id"]
+
+
+# --- an SMTP server -------------------------------------------------------------
+
+SINK = """
+import os, sys, time, uuid
+from aiosmtpd.controller import Controller
+
+class Save:
+    async def handle_DATA(self, server, session, envelope):
+        name = os.path.join(sys.argv[2], uuid.uuid4().hex + ".eml")
+        with open(name + ".tmp", "wb") as f:
+            f.write(envelope.content)
+        os.rename(name + ".tmp", name)
+        return "250 OK"
+
+c = Controller(Save(), hostname="127.0.0.1", port=int(sys.argv[1]))
+c.start()
+print("ready", flush=True)
+time.sleep(float(sys.argv[3]))
+c.stop()
+"""
+
+
+class Inbox:
+    """An SMTP server writing each message to a folder."""
+
+    def __init__(self, port=None):
+        self.dir = tempfile.mkdtemp(prefix="roster-inbox-")
+        self.port = port or free_port()
+        self.proc = subprocess.Popen([VENV_PYTHON, "-c", SINK, str(self.port), self.dir, "600"],
+                                     stdout=subprocess.PIPE)
+        assert self.proc.stdout.readline().strip() == b"ready"
+
+    def messages(self):
+        out = []
+        for name in sorted(os.listdir(self.dir)):
+            if name.endswith(".eml"):
+                with open(os.path.join(self.dir, name), "rb") as f:
+                    msg = email.message_from_bytes(f.read())
+                body = msg.get_payload(decode=True) if not msg.is_multipart() else \
+                    msg.get_payload(0).get_payload(decode=True)
+                out.append((msg["To"], (body or b"").decode(errors="replace")))
+        return out
+
+    def wait_for(self, to, count=1, limit=30):
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            got = [b for t, b in self.messages() if t and to in t]
+            if len(got) >= count:
+                return got
+            time.sleep(0.2)
+        return [b for t, b in self.messages() if t and to in t]
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 # --- PostgreSQL -------------------------------------------------------------------

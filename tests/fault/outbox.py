@@ -6,47 +6,16 @@ comes up: every email arrives, none twice, and the backlog empties.
 
 import os
 import signal
-import subprocess
 import time
 
-from faultlib import ROOT, Report, Server, free_port, request
-
-SINK = """
-import os, sys, time, uuid
-from aiosmtpd.controller import Controller
-
-class Save:
-    async def handle_DATA(self, server, session, envelope):
-        for rcpt in envelope.rcpt_tos:
-            name = os.path.join(sys.argv[2], uuid.uuid4().hex + ".eml")
-            with open(name, "wb") as f:
-                f.write(("X-Rcpt: " + rcpt + "\\r\\n").encode() + envelope.content)
-        return "250 OK"
-
-c = Controller(Save(), hostname="127.0.0.1", port=int(sys.argv[1]))
-c.start()
-print("ready", flush=True)
-time.sleep(float(sys.argv[3]))
-c.stop()
-"""
-
-
-def venv_python():
-    """The Python with aiosmtpd (scripts/test makes .venv)."""
-    path = os.path.join(ROOT, ".venv", "bin", "python")
-    if not os.path.exists(path):
-        raise RuntimeError("no .venv with aiosmtpd: run scripts/test once first")
-    return path
-
+from faultlib import VENV_PYTHON, Inbox, Report, Server, free_port, request
 
 def run():
     report = Report("outbox-smtp-outage")
     smtp_port = free_port()
     env = {"SMTP_URL": f"smtp://127.0.0.1:{smtp_port}", "ROSTER_OUTBOX_POLL_SECONDS": "1"}
     server = Server(env=env)
-    inbox = os.path.join(server.data_dir, "inbox")
-    os.makedirs(inbox)
-    sink = None
+    inbox = None
     try:
         server.seed()
         server.start()
@@ -66,9 +35,9 @@ def run():
         server.wait_exit()
         server.start()
         time.sleep(2)
-        sink = subprocess.Popen([venv_python(), "-c", SINK, str(smtp_port), inbox, "90"],
-                                stdout=subprocess.PIPE)
-        assert sink.stdout.readline().strip() == b"ready"
+        if not os.path.exists(VENV_PYTHON):
+            raise RuntimeError("no .venv with aiosmtpd: run scripts/test once first")
+        inbox = Inbox(port=smtp_port)
         mail_up = time.monotonic()
         deadline = mail_up + 60
         while time.monotonic() < deadline:
@@ -78,10 +47,8 @@ def run():
         delivered_s = time.monotonic() - mail_up
         time.sleep(2)  # anything sent twice would arrive now
         got = {}
-        for name in os.listdir(inbox):
-            with open(os.path.join(inbox, name), "rb") as f:
-                rcpt = f.readline().decode().split(":", 1)[1].strip()
-            got[rcpt] = got.get(rcpt, 0) + 1
+        for to, _ in inbox.messages():
+            got[to] = got.get(to, 0) + 1
         lost = sum(1 for r in recipients if r not in got)
         twice = sum(1 for n in got.values() if n > 1)
         pending = server.metric("roster_outbox_pending")
@@ -90,7 +57,7 @@ def run():
         report.check("pending_after", pending, 0, pending == 0)
         report.info("delivered_within_s", round(delivered_s, 1))
     finally:
-        if sink:
-            sink.kill()
+        if inbox:
+            inbox.stop()
         server.cleanup()
     return report.finish()

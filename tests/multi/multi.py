@@ -19,43 +19,21 @@ figure and written to target/reliability/multi-instance.json:
 - throughput through nginx with one instance and with three.
 """
 
-import email
-import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fault"))
 
-from faultlib import (ROOT, Load, PASSWORD, PgCluster, Report, Server, bearer, first_profile_id,  # noqa: E402
-                      free_port, jwt, multipart, pdf_bytes, request)
+from faultlib import (VENV_PYTHON, Inbox, Load, PASSWORD, PgCluster, Report, Server, bearer,  # noqa: E402
+                      first_profile_id, free_port, jwt, multipart, pdf_bytes, request)
 
-VENV_PYTHON = os.path.join(ROOT, ".venv", "bin", "python")
 SECRET = "multi-instance-secret-key-0123456789abcdef0123456789"
 
-SINK = """
-import os, sys, time, uuid
-from aiosmtpd.controller import Controller
-
-class Save:
-    async def handle_DATA(self, server, session, envelope):
-        name = os.path.join(sys.argv[2], uuid.uuid4().hex + ".eml")
-        with open(name + ".tmp", "wb") as f:
-            f.write(envelope.content)
-        os.rename(name + ".tmp", name)
-        return "250 OK"
-
-c = Controller(Save(), hostname="127.0.0.1", port=int(sys.argv[1]))
-c.start()
-print("ready", flush=True)
-time.sleep(float(sys.argv[3]))
-c.stop()
-"""
 
 NGINX = """
 worker_processes 1;
@@ -142,42 +120,6 @@ class Moto:
     def stop(self):
         self.proc.kill()
         self.proc.wait()
-
-
-class Inbox:
-    """An SMTP server writing each message to a folder."""
-
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="roster-inbox-")
-        self.port = free_port()
-        self.proc = subprocess.Popen([VENV_PYTHON, "-c", SINK, str(self.port), self.dir, "600"],
-                                     stdout=subprocess.PIPE)
-        assert self.proc.stdout.readline().strip() == b"ready"
-
-    def messages(self):
-        out = []
-        for name in sorted(os.listdir(self.dir)):
-            if name.endswith(".eml"):
-                with open(os.path.join(self.dir, name), "rb") as f:
-                    msg = email.message_from_bytes(f.read())
-                body = msg.get_payload(decode=True) if not msg.is_multipart() else \
-                    msg.get_payload(0).get_payload(decode=True)
-                out.append((msg["To"], (body or b"").decode(errors="replace")))
-        return out
-
-    def wait_for(self, to, count=1, limit=30):
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline:
-            got = [b for t, b in self.messages() if t and to in t]
-            if len(got) >= count:
-                return got
-            time.sleep(0.2)
-        return [b for t, b in self.messages() if t and to in t]
-
-    def stop(self):
-        self.proc.kill()
-        self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def link(body, marker):
