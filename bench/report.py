@@ -1,67 +1,105 @@
-"""Turns bench/run.sh's result lines into bench/RESULTS.md (Markdown on stdout)."""
+"""Turns bench/run.sh's result files into bench/RESULTS.md (Markdown on stdout).
+
+    report.py WORK DURATION CONNECTIONS SIZE [SIZE ...]
+
+Reads WORK/results-ceiling.txt and WORK/results-SIZE.txt: lines of
+`server scenario key=value ...` and `server peak_rss_kb=N`.
+"""
 import datetime
 import platform
 import subprocess
 import sys
 
-path, members, duration, connections = sys.argv[1:5]
-rows = {}
-memory = {}
-notes = []
-for line in open(path):
-    parts = line.split()
-    if len(parts) >= 2 and parts[1].startswith("peak_rss_kb="):
-        value = parts[1].split("=", 1)[1]
-        memory[parts[0]] = int(value) if value.isdigit() else None
-        continue
-    if len(parts) < 3 or "=" not in parts[2]:
-        notes.append(line.strip())
-        continue
-    server, scenario = parts[0], parts[1]
-    rows[(server, scenario)] = dict(p.split("=", 1) for p in parts[2:])
+work, duration, connections = sys.argv[1:4]
+sizes = sys.argv[4:]
 
-def cell(server, scenario, key):
-    r = rows.get((server, scenario))
-    return r.get(key, "") if r else ""
+SCENARIOS = ["me", "departments_page2", "team_search", "team_deep_ordering", "jwt_verify",
+             "create_department", "jwt_create", "coach_me", "profile", "clients_filter_email"]
+# Surfaces the Django peer does not implement (seed 004 only).
+ROSTER_ONLY = {"coach_me", "profile", "clients_filter_email"}
+READS = {"me", "departments_page2", "team_search", "team_deep_ordering", "jwt_verify",
+         "coach_me", "profile", "clients_filter_email"}
 
-def num(server, scenario, key):
+
+def read(path):
+    rows, memory, notes = {}, {}, []
     try:
-        return float(cell(server, scenario, key))
+        lines = open(path).read().splitlines()
+    except OSError:
+        return rows, memory, [f"{path} missing"]
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 2 and parts[1].startswith("peak_rss_kb="):
+            value = parts[1].split("=", 1)[1]
+            memory[parts[0]] = int(value) if value.isdigit() else None
+        elif len(parts) >= 3 and "=" in parts[2]:
+            rows[(parts[0], parts[1])] = dict(p.split("=", 1) for p in parts[2:])
+        elif line.strip():
+            notes.append(line.strip())
+    return rows, memory, notes
+
+
+def num(rows, server, scenario, key):
+    try:
+        return float(rows.get((server, scenario), {}).get(key, ""))
     except ValueError:
         return None
 
-scenarios = ["me", "departments_page2", "team_search", "team_deep_ordering", "jwt_verify", "create_department", "jwt_create",
-             "coach_me", "profile", "clients_filter_email"]
-# Surfaces the Django peer does not implement (seed 004 only).
-roster_only = {"coach_me", "profile", "clients_filter_email"}
-ceiling = num("bare", "json", "rps")
+
+def cell(rows, server, scenario, key):
+    return rows.get((server, scenario), {}).get(key, "")
+
+
+ceiling_rows, ceiling_memory, _ = read(f"{work}/results-ceiling.txt")
+ceiling = num(ceiling_rows, "bare", "json", "rps")
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 cpu = ""
 try:
     cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
 except (OSError, StopIteration):
     pass
+cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
 
 print("# Benchmark results\n")
 print(f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; commit `{commit}`")
-print(f"- Machine: {platform.machine()}, {cpu}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores")
-print(f"- Dataset: 1 company, 1,000 departments, {int(members):,} team members; SQLite for both Roster and Django")
-print(f"- Load: wrk, 1 thread, {connections} connections, {duration} s per scenario, pinned to CPU 0; each server pinned to CPU 1")
-print("- Django: the peer in `shared/peer/django` (Django 5.2, DRF 3.18, Djoser, SimpleJWT) under gunicorn with its default 2 x cores + 1 sync workers; pinned to one core, that is 3 workers")
-print("- Ceiling: a bare axum handler answering a small JSON body (`examples/bare_axum.rs`)\n")
-print("| scenario | Roster req/s | p50 ms | p99 ms | errors | Django req/s | p50 ms | p99 ms | Roster / Django | Roster / ceiling |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-for s in scenarios:
-    r, d = num("roster", s, "rps"), num("django", s, "rps")
-    ratio_d = f"{r / d:.1f}x" if r and d else ("n/a (not in the peer)" if s in roster_only else "")
-    ratio_c = f"{r / ceiling:.2f}" if r and ceiling else ""
-    errors = cell("roster", s, "non2xx")
-    print(f"| `{s}` | {cell('roster', s, 'rps')} | {cell('roster', s, 'p50_ms')} | {cell('roster', s, 'p99_ms')} | {errors} | "
-          f"{cell('django', s, 'rps')} | {cell('django', s, 'p50_ms')} | {cell('django', s, 'p99_ms')} | {ratio_d} | {ratio_c} |")
-print(f"\nCeiling (bare axum JSON): {cell('bare', 'json', 'rps')} req/s, p50 {cell('bare', 'json', 'p50_ms')} ms, p99 {cell('bare', 'json', 'p99_ms')} ms.\n")
-print("Peak resident memory during the run (the whole process tree):\n")
-for name in ["roster", "django", "bare"]:
-    if name in memory and memory[name]:
-        print(f"- {name}: {memory[name] / 1024:.0f} MiB")
-for n in notes:
-    print(f"\nNote: {n}")
+print(f"- Machine: {platform.machine()}, {cpu}, {cores} cores")
+print(f"- Datasets: 1 company, 1,000 departments, and {' / '.join(f'{int(s):,}' for s in sizes)} team members; "
+      "SQLite for both Roster and Django")
+print(f"- Load: wrk, 1 thread, {connections} connections, {duration} s per scenario, pinned to CPU 0; "
+      "each server pinned to CPU 1")
+print("- Django: the peer in `shared/peer/django` (Django 5.2, DRF 3.18, Djoser, SimpleJWT) under gunicorn "
+      "with its default 2 x cores + 1 sync workers")
+print("- Ceiling: a bare axum handler answering a small JSON body (`examples/bare_axum.rs`): "
+      f"{cell(ceiling_rows, 'bare', 'json', 'rps')} req/s, p50 {cell(ceiling_rows, 'bare', 'json', 'p50_ms')} ms, "
+      f"p99 {cell(ceiling_rows, 'bare', 'json', 'p99_ms')} ms, "
+      f"peak memory {(ceiling_memory.get('bare') or 0) / 1024:.0f} MiB")
+
+for size in sizes:
+    rows, memory, notes = read(f"{work}/results-{size}.txt")
+    print(f"\n## {int(size):,} team members\n")
+    print("| scenario | Roster req/s | p50 ms | p99 ms | errors | Django req/s | p50 ms | p99 ms | Roster / Django | Roster / ceiling |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for s in SCENARIOS:
+        r, d = num(rows, "roster", s, "rps"), num(rows, "django", s, "rps")
+        ratio_d = f"{r / d:.1f}x" if r and d else ("n/a (not in the peer)" if s in ROSTER_ONLY else "")
+        ratio_c = f"{r / ceiling:.3f}" if r and ceiling else ""
+        name = f"`{s}`" + (" (read)" if s in READS else "")
+        print(f"| {name} | {cell(rows, 'roster', s, 'rps')} | {cell(rows, 'roster', s, 'p50_ms')} | "
+              f"{cell(rows, 'roster', s, 'p99_ms')} | {cell(rows, 'roster', s, 'non2xx')} | "
+              f"{cell(rows, 'django', s, 'rps')} | {cell(rows, 'django', s, 'p50_ms')} | "
+              f"{cell(rows, 'django', s, 'p99_ms')} | {ratio_d} | {ratio_c} |")
+    print("\nA login flood (16 connections logging in flat out) against `me` at the same time:\n")
+    print("| server | `me` p99 idle ms | `me` p99 during the flood ms | ratio | `me` req/s during the flood |")
+    print("|---|---:|---:|---:|---:|")
+    for server in ["roster", "django"]:
+        idle = num(rows, server, "me", "p99_ms")
+        flood = num(rows, server, "me_during_login_flood", "p99_ms")
+        if idle and flood:
+            print(f"| {server} | {idle:.2f} | {flood:.2f} | {flood / idle:.2f}x | "
+                  f"{cell(rows, server, 'me_during_login_flood', 'rps')} |")
+    print("\nPeak resident memory during this dataset's run (the whole process tree):\n")
+    for name in ["roster", "django"]:
+        if memory.get(name):
+            print(f"- {name}: {memory[name] / 1024:.0f} MiB")
+    for n in notes:
+        print(f"\nNote: {n}")

@@ -3,14 +3,14 @@
 # peer in ../shared/peer/django) and a bare axum handler, on loopback, in one
 # run. Writes bench/RESULTS.md. See bench/README.md.
 #
-#   bench/run.sh                      # 100,000 team members, 10 s per scenario
-#   MEMBERS=1000000 bench/run.sh      # the large dataset
+#   bench/run.sh                      # 100,000 and 1,000,000 team members
+#   MEMBERS=100000 bench/run.sh       # one dataset only
 #   DURATION=5 CONNECTIONS=16 bench/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-MEMBERS=${MEMBERS:-100000}
+SIZES=${MEMBERS:-100000 1000000}
 DEPARTMENTS=${DEPARTMENTS:-1000}
 DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-32}
@@ -18,9 +18,7 @@ WORK=${WORK:-$ROOT/bench/work}
 PEER=${PEER:-$ROOT/../shared/peer/django}
 PASSWORD='Bench-Pass-2024!'
 SURNAME=${SURNAME:-garcia}
-OUT=$WORK/results-$MEMBERS.txt
 mkdir -p "$WORK"
-: > "$OUT"
 
 # Two cores: the server gets one, the load generator the other.
 if [[ $(nproc) -ge 2 ]]; then SERVER_CPUS=1; LOAD_CPUS=0; else SERVER_CPUS=0; LOAD_CPUS=0; fi
@@ -87,6 +85,18 @@ scenarios() { # server base token
   local server=$1 base=$2 token=$3
   local auth="JWT $token"
   run_wrk "$server" me get.lua "$base/api/auth/users/me/" AUTH="$auth"
+  # The same read while 16 connections log in flat out (every login one
+  # password hash): the flood must not starve other requests.
+  local flood
+  flood=$(mktemp)
+  cat "$ROOT/bench/lua/post_json.lua" "$ROOT/bench/lua/report.lua" > "$flood"
+  BODY="{\"email\":\"$4\",\"password\":\"$PASSWORD\"}" taskset -c "$LOAD_CPUS" \
+    wrk -t1 -c16 -d"$((DURATION + 2))s" --timeout 10s -s "$flood" "$base/api/auth/jwt/create/" >/dev/null &
+  local flood_pid=$!
+  sleep 1
+  run_wrk "$server" me_during_login_flood get.lua "$base/api/auth/users/me/" AUTH="$auth"
+  wait "$flood_pid" || true
+  rm -f "$flood"
   run_wrk "$server" departments_page2 get.lua "$base/api/departments/?page=2" AUTH="$auth"
   run_wrk "$server" team_search get.lua "$base/api/myTeams/?search=$SURNAME" AUTH="$auth"
   run_wrk "$server" team_deep_ordering get.lua "$base/api/myTeams/?ordering=-last_name&page=50" AUTH="$auth"
@@ -117,76 +127,85 @@ roster_only() { # base admin-token
   run_wrk roster clients_filter_email get.lua "$base/clients?filter%5Bemail%5D=client%40bench.example" AUTH="Bearer $key"
 }
 
-# --- Roster ---------------------------------------------------------------------
-ROSTER_DIR=$WORK/roster-$MEMBERS
-if [[ ! -e "$ROSTER_DIR/.seeded" ]]; then
-  log "seeding Roster: $MEMBERS members, $DEPARTMENTS departments"
-  rm -rf "$ROSTER_DIR" && mkdir -p "$ROSTER_DIR"
-  ROSTER_DATA_DIR=$ROSTER_DIR ROSTER_LOG=warn target/release/roster seed-demo \
-    --members "$MEMBERS" --departments "$DEPARTMENTS" --coaches 0 --password "$PASSWORD" --domain bench.example
-  touch "$ROSTER_DIR/.seeded"
-fi
-log "Roster"
-# Every run starts from the seeded data as it was (writes of earlier runs gone).
-RUN_DIR=$WORK/roster-run
-rm -rf "$RUN_DIR" && cp -r "$ROSTER_DIR" "$RUN_DIR"
-ROSTER_DATA_DIR=$RUN_DIR ROSTER_LISTEN=127.0.0.1:8300 ROSTER_LOG=warn \
-  ROSTER_LOGIN_RATE_PER_MINUTE=100000000 ROSTER_LOGIN_FAILURES_PER_ACCOUNT=100000000 \
-  ROSTER_ACCESS_TOKEN_LIFETIME=3600 pin_server target/release/roster serve &
-ROSTER_PID=$!
-wait_up http://127.0.0.1:8300/healthz
-sample_memory "$ROSTER_PID" "$WORK/mem-roster" &
-TOKEN=$(login http://127.0.0.1:8300 admin@bench.example)
-scenarios roster http://127.0.0.1:8300 "$TOKEN" admin@bench.example
-roster_only http://127.0.0.1:8300 "$TOKEN"
-touch "$WORK/mem-roster.stop"; sleep 0.5
-echo "roster peak_rss_kb=$(cat "$WORK/mem-roster")" | tee -a "$OUT" >&2
-kill "$ROSTER_PID"; wait "$ROSTER_PID" 2>/dev/null || true
-rm -f "$WORK/mem-roster.stop"
-
 # --- the ceiling: a bare axum handler -------------------------------------------------
 log "bare axum"
+: > "$WORK/results-ceiling.txt"
 pin_server target/release/examples/bare_axum 127.0.0.1:8302 &
 BARE_PID=$!
 wait_up http://127.0.0.1:8302/
 sample_memory "$BARE_PID" "$WORK/mem-bare" &
 run_wrk bare json get.lua http://127.0.0.1:8302/ AUTH=
 touch "$WORK/mem-bare.stop"; sleep 0.5
-echo "bare peak_rss_kb=$(cat "$WORK/mem-bare")" | tee -a "$OUT" >&2
+echo "bare peak_rss_kb=$(cat "$WORK/mem-bare")" | tee -a "$WORK/results-ceiling.txt" >&2
 kill "$BARE_PID"; wait "$BARE_PID" 2>/dev/null || true
 rm -f "$WORK/mem-bare.stop"
 
-# --- Django REST Framework + Djoser (gunicorn, 2 x cores + 1 sync workers) ------------
-if [[ -x "$PEER/run.sh" ]] && command -v python3 >/dev/null 2>&1; then
-  log "Django peer ($PEER)"
-  DJANGO_DIR=$WORK/django
-  if [[ ! -d "$DJANGO_DIR" ]]; then cp -r "$PEER" "$DJANGO_DIR"; chmod -R u+w "$DJANGO_DIR"; fi
-  SEEDED_DB=$WORK/django-$MEMBERS.sqlite3
-  if [[ ! -e "$SEEDED_DB.seeded" ]]; then
-    log "seeding Django: $MEMBERS members, $DEPARTMENTS departments"
-    SQLITE_PATH=$SEEDED_DB PORT=8301 \
-      SEED="--companies 1 --departments $DEPARTMENTS --members $MEMBERS --password $PASSWORD --reset" \
-      pin_server "$DJANGO_DIR/run.sh" &
-    SEED_PID=$!
-    wait_up http://127.0.0.1:8301/api/auth/jwt/create/
-    kill "$SEED_PID"; wait "$SEED_PID" 2>/dev/null || true
-    touch "$SEEDED_DB.seeded"
+# --- each dataset: Roster, then the Django peer -----------------------------------
+for members in $SIZES; do
+  OUT=$WORK/results-$members.txt
+  : > "$OUT"
+  # --- Roster ---------------------------------------------------------------------
+  ROSTER_DIR=$WORK/roster-$members
+  # Reseeded when the schema changes (the marker names the migrations).
+  SEEDED=$ROSTER_DIR/.seeded-$(cat migrations/sqlite/*.sql | md5sum | cut -c1-12)
+  if [[ ! -e "$SEEDED" ]]; then
+    log "seeding Roster: $members members, $DEPARTMENTS departments"
+    rm -rf "$ROSTER_DIR" && mkdir -p "$ROSTER_DIR"
+    ROSTER_DATA_DIR=$ROSTER_DIR ROSTER_LOG=warn target/release/roster seed-demo \
+      --members "$members" --departments "$DEPARTMENTS" --coaches 0 --password "$PASSWORD" --domain bench.example
+    touch "$SEEDED"
   fi
-  cp "$SEEDED_DB" "$WORK/django-run.sqlite3"
-  SQLITE_PATH=$WORK/django-run.sqlite3 PORT=8301 SEED="" pin_server "$DJANGO_DIR/run.sh" &
-  DJANGO_PID=$!
-  wait_up http://127.0.0.1:8301/api/auth/jwt/create/
-  sample_memory "$DJANGO_PID" "$WORK/mem-django" &
-  TOKEN=$(login http://127.0.0.1:8301 admin1@example.com)
-  scenarios django http://127.0.0.1:8301 "$TOKEN" admin1@example.com
-  touch "$WORK/mem-django.stop"; sleep 0.5
-  echo "django peak_rss_kb=$(cat "$WORK/mem-django")" | tee -a "$OUT" >&2
-  kill "$DJANGO_PID"; wait "$DJANGO_PID" 2>/dev/null || true
-  rm -f "$WORK/mem-django.stop"
-else
-  echo "django skipped: no peer at $PEER (set PEER=...)" | tee -a "$OUT" >&2
-fi
+  log "Roster"
+  # Every run starts from the seeded data as it was (writes of earlier runs gone).
+  RUN_DIR=$WORK/roster-run
+  rm -rf "$RUN_DIR" && cp -r "$ROSTER_DIR" "$RUN_DIR"
+  ROSTER_DATA_DIR=$RUN_DIR ROSTER_LISTEN=127.0.0.1:8300 ROSTER_LOG=warn \
+    ROSTER_LOGIN_RATE_PER_MINUTE=100000000 ROSTER_LOGIN_FAILURES_PER_ACCOUNT=100000000 \
+    ROSTER_ACCESS_TOKEN_LIFETIME=3600 pin_server target/release/roster serve &
+  ROSTER_PID=$!
+  wait_up http://127.0.0.1:8300/healthz
+  sample_memory "$ROSTER_PID" "$WORK/mem-roster" &
+  TOKEN=$(login http://127.0.0.1:8300 admin@bench.example)
+  scenarios roster http://127.0.0.1:8300 "$TOKEN" admin@bench.example
+  roster_only http://127.0.0.1:8300 "$TOKEN"
+  touch "$WORK/mem-roster.stop"; sleep 0.5
+  echo "roster peak_rss_kb=$(cat "$WORK/mem-roster")" | tee -a "$OUT" >&2
+  kill "$ROSTER_PID"; wait "$ROSTER_PID" 2>/dev/null || true
+  rm -f "$WORK/mem-roster.stop"
+
+  # --- Django REST Framework + Djoser (gunicorn, 2 x cores + 1 sync workers) ------------
+  if [[ -x "$PEER/run.sh" ]] && command -v python3 >/dev/null 2>&1; then
+    log "Django peer ($PEER)"
+    DJANGO_DIR=$WORK/django
+    if [[ ! -d "$DJANGO_DIR" ]]; then cp -r "$PEER" "$DJANGO_DIR"; chmod -R u+w "$DJANGO_DIR"; fi
+    SEEDED_DB=$WORK/django-$members.sqlite3
+    if [[ ! -e "$SEEDED_DB.seeded" ]]; then
+      log "seeding Django: $members members, $DEPARTMENTS departments"
+      SQLITE_PATH=$SEEDED_DB PORT=8301 \
+        SEED="--companies 1 --departments $DEPARTMENTS --members $members --password $PASSWORD --reset" \
+        pin_server "$DJANGO_DIR/run.sh" &
+      SEED_PID=$!
+      wait_up http://127.0.0.1:8301/api/auth/jwt/create/
+      kill "$SEED_PID"; wait "$SEED_PID" 2>/dev/null || true
+      touch "$SEEDED_DB.seeded"
+    fi
+    cp "$SEEDED_DB" "$WORK/django-run.sqlite3"
+    SQLITE_PATH=$WORK/django-run.sqlite3 PORT=8301 SEED="" pin_server "$DJANGO_DIR/run.sh" &
+    DJANGO_PID=$!
+    wait_up http://127.0.0.1:8301/api/auth/jwt/create/
+    sample_memory "$DJANGO_PID" "$WORK/mem-django" &
+    TOKEN=$(login http://127.0.0.1:8301 admin1@example.com)
+    scenarios django http://127.0.0.1:8301 "$TOKEN" admin1@example.com
+    touch "$WORK/mem-django.stop"; sleep 0.5
+    echo "django peak_rss_kb=$(cat "$WORK/mem-django")" | tee -a "$OUT" >&2
+    kill "$DJANGO_PID"; wait "$DJANGO_PID" 2>/dev/null || true
+    rm -f "$WORK/mem-django.stop"
+  else
+    echo "django skipped: no peer at $PEER (set PEER=...)" | tee -a "$OUT" >&2
+  fi
+
+done
 
 log "writing bench/RESULTS.md"
-python3 "$ROOT/bench/report.py" "$OUT" "$MEMBERS" "$DURATION" "$CONNECTIONS" > "$ROOT/bench/RESULTS.md"
+python3 "$ROOT/bench/report.py" "$WORK" "$DURATION" "$CONNECTIONS" $SIZES > "$ROOT/bench/RESULTS.md"
 cat "$ROOT/bench/RESULTS.md"

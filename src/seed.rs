@@ -200,6 +200,11 @@ pub async fn seed_demo(state: &AppState, opts: &SeedOptions) -> anyhow::Result<S
     if let crate::store::Db::Sqlite(pool) = &state.db {
         // Statistics for the planner, as VACUUM ANALYZE gives PostgreSQL.
         sqlx::query("ANALYZE").execute(pool).await?;
+        // Move the bulk load out of the write-ahead log into the database
+        // file, so the server does not start on a WAL of tens of MiB.
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(pool)
+            .await?;
     }
     if let crate::store::Db::Postgres(pool) = &state.db {
         // Fresh statistics, so the planner knows the new table sizes.

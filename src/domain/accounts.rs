@@ -452,15 +452,16 @@ pub async fn verify(state: &AppState, token: &str) -> Result<()> {
         .keys
         .verify_jwt(token, None)
         .map_err(AuthError::InvalidToken)?;
-    let mut tx = state.db.begin().await?;
+    // Read-only checks, each complete on its own: no transaction needed.
+    let mut conn = state.db.autocommit().await?;
     if claims.token_type == "refresh"
-        && let Some(record) = refresh_tokens::find(&mut tx, &claims.jti).await?
+        && let Some(record) = refresh_tokens::find(&mut conn, &claims.jti).await?
         && record.revoked_at.is_some()
     {
         return Err(Error::field(NON_FIELD, "Token is blacklisted"));
     }
-    let user = users::find_by_id(&mut tx, claims.user_id).await?;
-    tx.commit().await?;
+    let user = users::find_by_id(&mut conn, claims.user_id).await?;
+    drop(conn);
     let user = user
         .filter(|u| u.is_active)
         .ok_or(AuthError::NoActiveAccountForToken)?;

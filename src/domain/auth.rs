@@ -34,9 +34,9 @@ pub async fn principal_from_access_token(state: &AppState, token: &str) -> Resul
         .keys
         .verify_jwt(token, Some(TokenType::Access))
         .map_err(AuthError::InvalidAccessToken)?;
-    let mut tx = state.db.begin().await?;
-    let user = users::find_by_id(&mut tx, claims.user_id).await?;
-    tx.commit().await?;
+    let mut conn = state.db.autocommit().await?;
+    let user = users::find_by_id(&mut conn, claims.user_id).await?;
+    drop(conn);
     let user = user.ok_or(AuthError::UserNotFound)?;
     if !user.is_active {
         return Err(AuthError::UserInactive.into());
@@ -58,11 +58,11 @@ pub async fn principal_from_bearer(state: &AppState, token: &str) -> Result<Prin
         return principal_from_access_token(state, token).await;
     }
     let hash = super::tokens::sha256_hex(token);
-    let mut tx = state.db.begin().await?;
-    let key = crate::store::api_keys::find_by_hash(&mut tx, &hash)
+    let mut conn = state.db.autocommit().await?;
+    let key = crate::store::api_keys::find_by_hash(&mut conn, &hash)
         .await?
         .ok_or_else(|| AuthError::InvalidAccessToken("Token is invalid".into()))?;
-    let user = users::find_by_id(&mut tx, key.user_id)
+    let user = users::find_by_id(&mut conn, key.user_id)
         .await?
         .ok_or(AuthError::UserNotFound)?;
     if !user.is_active {
@@ -71,7 +71,7 @@ pub async fn principal_from_bearer(state: &AppState, token: &str) -> Result<Prin
     if user.organization_id != Some(key.organization_id) {
         return Err(AuthError::InvalidAccessToken("Token is invalid".into()).into());
     }
-    tx.commit().await?;
+    drop(conn);
     // Recording use at most once a minute keeps reads from writing on every call.
     let now = super::now_micros();
     if key

@@ -56,6 +56,63 @@ pub(crate) fn locate(count: i64, page: PageNumber, size: i64) -> Result<(i64, i6
     Ok((number, last, (number - 1) * size))
 }
 
+/// A page of a list. A numbered page is one statement whose rows carry the
+/// count (`total`): a single read, consistent on its own, so it needs no
+/// transaction (whose BEGIN and COMMIT would be two more round trips).
+/// The count is asked for separately only when that page is empty (past
+/// the end, or an empty list) or for the last page, whose offset depends
+/// on the count. (A macro: async closures borrowing the transaction make
+/// futures the compiler cannot yet prove `Send`.)
+macro_rules! page_of {
+    ($state:expr, $page:expr, $size:expr,
+     count: |$ctx:ident| $count:expr,
+     list: |$ltx:ident, $offset:ident| $list:expr $(,)?) => {{
+        let (page, size): (PageNumber, i64) = ($page, $size);
+        match page {
+            PageNumber::Number(n) if n >= 1 => {
+                let mut conn = $state.db.autocommit().await?;
+                let rows = {
+                    let ($ltx, $offset) = (&mut conn, (n - 1).saturating_mul(size));
+                    $list.await?
+                };
+                let count = match rows.first().and_then(|row| row.total) {
+                    Some(total) => total,
+                    None => {
+                        let $ctx = &mut conn;
+                        $count.await?
+                    }
+                };
+                let (number, last, _) = locate(count, page, size)?;
+                Ok(Page {
+                    count,
+                    number,
+                    last,
+                    rows,
+                })
+            }
+            _ => {
+                let mut tx = $state.db.begin().await?;
+                let count = {
+                    let $ctx = &mut tx;
+                    $count.await?
+                };
+                let (number, last, offset) = locate(count, page, size)?;
+                let rows = {
+                    let ($ltx, $offset) = (&mut tx, offset);
+                    $list.await?
+                };
+                tx.commit().await?;
+                Ok(Page {
+                    count,
+                    number,
+                    last,
+                    rows,
+                })
+            }
+        }
+    }};
+}
+
 // ---------------------------------------------------------------- departments
 
 pub async fn list_departments(
@@ -64,18 +121,10 @@ pub async fn list_departments(
     req: &ListRequest<DepartmentOrder>,
 ) -> Result<Page<DepartmentRow>> {
     let org = me.admin_organization()?;
-    let mut tx = state.db.begin().await?;
-    let count = departments::count(&mut tx, org, &req.terms).await?;
-    let (number, last, offset) = locate(count, req.page, req.page_size)?;
-    let rows =
-        departments::list(&mut tx, org, &req.terms, &req.order, req.page_size, offset).await?;
-    tx.commit().await?;
-    Ok(Page {
-        count,
-        number,
-        last,
-        rows,
-    })
+    page_of!(state, req.page, req.page_size,
+        count: |tx| departments::count(tx, org, &req.terms),
+        list: |tx, offset| departments::list(tx, org, &req.terms, &req.order, req.page_size, offset),
+    )
 }
 
 pub async fn find_department(state: &AppState, me: &Principal, id: i64) -> Result<DepartmentRow> {
@@ -162,38 +211,10 @@ pub async fn list_team(
     req: &ListRequest<MemberOrder>,
 ) -> Result<Page<MemberRow>> {
     let org = me.admin_organization()?;
-    let mut tx = state.db.begin().await?;
-    // A searched page carries the number of matches, so the usual request
-    // (a numbered page that exists) needs one pass over the matches.
-    if let PageNumber::Number(n) = req.page
-        && n >= 1
-        && !req.terms.is_empty()
-    {
-        let offset = (n - 1) * req.page_size;
-        let rows = team::list(&mut tx, org, &req.terms, &req.order, req.page_size, offset).await?;
-        let count = match rows.first().and_then(|r| r.total) {
-            Some(total) => total,
-            None => team::count(&mut tx, org, &req.terms).await?,
-        };
-        tx.commit().await?;
-        let (number, last, _) = locate(count, req.page, req.page_size)?;
-        return Ok(Page {
-            count,
-            number,
-            last,
-            rows,
-        });
-    }
-    let count = team::count(&mut tx, org, &req.terms).await?;
-    let (number, last, offset) = locate(count, req.page, req.page_size)?;
-    let rows = team::list(&mut tx, org, &req.terms, &req.order, req.page_size, offset).await?;
-    tx.commit().await?;
-    Ok(Page {
-        count,
-        number,
-        last,
-        rows,
-    })
+    page_of!(state, req.page, req.page_size,
+        count: |tx| team::count(tx, org, &req.terms),
+        list: |tx, offset| team::list(tx, org, &req.terms, &req.order, req.page_size, offset),
+    )
 }
 
 pub async fn find_member(state: &AppState, me: &Principal, id: i64) -> Result<MemberRow> {

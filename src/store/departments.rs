@@ -12,6 +12,9 @@ pub struct DepartmentRow {
     pub added_by: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// How many departments the list matches (pages of [`list`] only).
+    #[sqlx(default)]
+    pub total: Option<i64>,
 }
 
 const COLUMNS: &str = "id, organization_id, name, added_by, created_at, updated_at";
@@ -120,28 +123,26 @@ pub async fn delete(tx: &mut Tx, org: i64, id: i64) -> StoreResult<bool> {
     Ok(n == 1)
 }
 
-fn filtered(org: i64, terms: &[String]) -> Sql {
-    let mut sql = Sql::new(" FROM departments WHERE organization_id = ");
-    sql.bind(Arg::Int(org));
+/// Appends ` FROM departments WHERE ...` for the organisation and terms.
+fn filtered(sql: &mut Sql, org: i64, terms: &[String]) {
+    sql.push(" FROM departments WHERE organization_id = ")
+        .bind(Arg::Int(org));
     // Names are few per organisation; a LIKE over the lower-cased key is enough.
     for term in terms {
         sql.push(" AND name_key LIKE ")
             .bind(Arg::Text(like_pattern(&term.to_lowercase())))
             .push(" ESCAPE '\\'");
     }
-    sql
 }
 
 pub async fn count(tx: &mut Tx, org: i64, terms: &[String]) -> StoreResult<i64> {
-    let f = filtered(org, terms);
-    let sql = Sql {
-        text: format!("SELECT COUNT(*){}", f.text),
-        args: f.args,
-    };
+    let mut sql = Sql::new("SELECT COUNT(*)");
+    filtered(&mut sql, org, terms);
     query::fetch_count(tx, &sql).await
 }
 
-/// One page of the organisation's departments.
+/// One page of the organisation's departments, each row carrying the
+/// number of matches in `total`: one statement, so one consistent read.
 pub async fn list(
     tx: &mut Tx,
     org: i64,
@@ -151,11 +152,10 @@ pub async fn list(
     offset: i64,
 ) -> StoreResult<Vec<DepartmentRow>> {
     let pg = tx.is_postgres();
-    let f = filtered(org, terms);
-    let mut sql = Sql {
-        text: format!("SELECT {COLUMNS}{}", f.text),
-        args: f.args,
-    };
+    let mut sql = Sql::new(&format!("SELECT {COLUMNS}, (SELECT COUNT(*)"));
+    filtered(&mut sql, org, terms);
+    sql.push(") AS total");
+    filtered(&mut sql, org, terms);
     sql.push(&query::order_by(
         order.iter().map(|(o, desc)| (o.column(pg), *desc)),
         "id",

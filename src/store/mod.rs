@@ -145,10 +145,34 @@ pub enum Db {
     Postgres(PgPool),
 }
 
-/// One open transaction. Every request runs in exactly one of these.
+/// One open transaction (or, for a single-statement read, one connection
+/// in autocommit mode: see [`Db::autocommit`]).
 pub enum Tx {
-    Sqlite(sqlx::Transaction<'static, Sqlite>),
-    Postgres(sqlx::Transaction<'static, Postgres>),
+    Sqlite(Handle<Sqlite>),
+    Postgres(Handle<Postgres>),
+}
+
+/// A transaction, or a bare connection whose every statement commits on
+/// its own.
+pub enum Handle<DB: sqlx::Database> {
+    Transaction(sqlx::Transaction<'static, DB>),
+    Autocommit(sqlx::pool::PoolConnection<DB>),
+}
+
+impl<DB: sqlx::Database> Handle<DB> {
+    pub fn conn(&mut self) -> &mut DB::Connection {
+        match self {
+            Handle::Transaction(t) => t,
+            Handle::Autocommit(c) => c,
+        }
+    }
+
+    async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Handle::Transaction(t) => t.commit().await,
+            Handle::Autocommit(_) => Ok(()),
+        }
+    }
 }
 
 /// Runs `$body` with `$conn` bound to the transaction's connection, once per
@@ -158,11 +182,11 @@ macro_rules! on_tx {
     ($tx:expr, |$conn:ident| $body:expr) => {
         match $tx {
             $crate::store::Tx::Sqlite(t) => {
-                let $conn = &mut **t;
+                let $conn = t.conn();
                 $body
             }
             $crate::store::Tx::Postgres(t) => {
-                let $conn = &mut **t;
+                let $conn = t.conn();
                 $body
             }
         }
@@ -213,6 +237,11 @@ impl Db {
                 .pragma("cache_size", "-8192");
             let pool = SqlitePoolOptions::new()
                 .max_connections(options.max_connections)
+                // A SQLite connection is a file handle in this process: it
+                // cannot go stale the way a socket can, and the liveness
+                // ping sqlx sends on every acquire is a round trip to the
+                // connection's worker thread.
+                .test_before_acquire(false)
                 .acquire_timeout(options.acquire_timeout)
                 .after_connect(|conn, _| Box::pin(optimize_new_connection(conn)))
                 .connect_with(opts)
@@ -242,8 +271,20 @@ impl Db {
     /// A transaction for reading (and writing, on PostgreSQL).
     pub async fn begin(&self) -> StoreResult<Tx> {
         Ok(match self {
-            Db::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
-            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            Db::Sqlite(pool) => Tx::Sqlite(Handle::Transaction(pool.begin().await?)),
+            Db::Postgres(pool) => Tx::Postgres(Handle::Transaction(pool.begin().await?)),
+        })
+    }
+
+    /// A connection without a transaction, each statement committing on
+    /// its own: for reads that need no common snapshot across statements
+    /// (a credential check). It saves the BEGIN and COMMIT round trips of
+    /// [`Db::begin`] on the hot path of every authenticated request.
+    /// Anything that writes, or reads what must agree, takes a transaction.
+    pub async fn autocommit(&self) -> StoreResult<Tx> {
+        Ok(match self {
+            Db::Sqlite(pool) => Tx::Sqlite(Handle::Autocommit(pool.acquire().await?)),
+            Db::Postgres(pool) => Tx::Postgres(Handle::Autocommit(pool.acquire().await?)),
         })
     }
 
@@ -252,8 +293,10 @@ impl Db {
     /// failing when a deferred transaction tries to upgrade its lock.
     pub async fn begin_write(&self) -> StoreResult<Tx> {
         Ok(match self {
-            Db::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
-            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            Db::Sqlite(pool) => Tx::Sqlite(Handle::Transaction(
+                pool.begin_with("BEGIN IMMEDIATE").await?,
+            )),
+            Db::Postgres(pool) => Tx::Postgres(Handle::Transaction(pool.begin().await?)),
         })
     }
 

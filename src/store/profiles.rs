@@ -76,7 +76,7 @@ pub async fn lock(tx: &mut Tx, id: i64) -> StoreResult<()> {
     if let Tx::Postgres(t) = tx {
         sqlx::query("SELECT id FROM worker_profiles WHERE id = $1 FOR UPDATE")
             .bind(id)
-            .execute(&mut **t)
+            .execute(t.conn())
             .await?;
     }
     Ok(())

@@ -16,7 +16,7 @@ pub struct MemberRow {
     pub added_by: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
-    /// How many members match, when the query asked for it (search pages).
+    /// How many members match (pages of [`list`] only).
     #[sqlx(default)]
     pub total: Option<i64>,
 }
@@ -96,8 +96,8 @@ pub async fn update(
 
 /// The ids (and `extra` columns) of every matching member: organisation,
 /// team roles, and each search term matching first name, last name or email.
-fn matching(org: i64, terms: &[String], pg: bool, extra: &str) -> Sql {
-    let mut sql = Sql::new(&format!(
+fn matching(sql: &mut Sql, org: i64, terms: &[String], pg: bool, extra: &str) {
+    sql.push(&format!(
         "SELECT u.id{extra} FROM users u WHERE u.role IN {TEAM_ROLES}"
     ));
     if !pg && terms.iter().any(|t| t.chars().count() >= 3) {
@@ -131,31 +131,33 @@ fn matching(org: i64, terms: &[String], pg: bool, extra: &str) -> Sql {
                 .push(" ESCAPE '\\')");
         }
     }
-    sql
+}
+
+/// Appends the number of team members without search terms, from the
+/// trigger-maintained `user_counts` rather than by counting rows.
+fn team_size(sql: &mut Sql, org: i64, pg: bool) {
+    // SUM of BIGINT is NUMERIC on PostgreSQL.
+    let cast = if pg { "::BIGINT" } else { "" };
+    sql.push(&format!(
+        "SELECT COALESCE(SUM(n), 0){cast} FROM user_counts WHERE organization_id = "
+    ))
+    .bind(Arg::Int(org))
+    .push(" AND role IN ")
+    .push(TEAM_ROLES);
 }
 
 /// How many members match. Without search terms the answer comes from the
 /// trigger-maintained `user_counts`, not from counting rows.
 pub async fn count(tx: &mut Tx, org: i64, terms: &[String]) -> StoreResult<i64> {
+    let pg = tx.is_postgres();
+    let mut sql = Sql::default();
     if terms.is_empty() {
-        let mut sql =
-            Sql::new("SELECT COALESCE(SUM(n), 0) FROM user_counts WHERE organization_id = ");
-        sql.bind(Arg::Int(org))
-            .push(" AND role IN ")
-            .push(TEAM_ROLES);
-        if tx.is_postgres() {
-            // SUM of BIGINT is NUMERIC on PostgreSQL.
-            sql.text = sql
-                .text
-                .replace("COALESCE(SUM(n), 0)", "COALESCE(SUM(n), 0)::BIGINT");
-        }
-        return query::fetch_count(tx, &sql).await;
+        team_size(&mut sql, org, pg);
+    } else {
+        sql.push("SELECT COUNT(*) FROM (");
+        matching(&mut sql, org, terms, pg, "");
+        sql.push(") m");
     }
-    let ids = matching(org, terms, tx.is_postgres(), "");
-    let sql = Sql {
-        text: format!("SELECT COUNT(*) FROM ({}) m", ids.text),
-        args: ids.args,
-    };
     query::fetch_count(tx, &sql).await
 }
 
@@ -174,15 +176,13 @@ pub async fn list(
 ) -> StoreResult<Vec<MemberRow>> {
     let pg = tx.is_postgres();
     let order_by = query::order_by(order.iter().map(|(o, desc)| (o.sort_key(pg), *desc)), "id");
-    let mut sql = if terms.is_empty() {
-        let ids = matching(org, terms, pg, "");
-        Sql {
-            text: format!(
-                "SELECT {COLUMNS} FROM users u WHERE u.id IN ({}{order_by}",
-                ids.text
-            ),
-            args: ids.args,
-        }
+    let mut sql = Sql::default();
+    if terms.is_empty() {
+        sql.push(&format!("SELECT {COLUMNS}, ("));
+        team_size(&mut sql, org, pg);
+        sql.push(") AS total FROM users u WHERE u.id IN (");
+        matching(&mut sql, org, terms, pg, "");
+        sql.push(&order_by);
     } else {
         let mut extra = String::new();
         for (o, _) in order {
@@ -190,18 +190,15 @@ pub async fn list(
                 extra.push_str(&format!(", u.{}", o.column()));
             }
         }
-        let ids = matching(org, terms, pg, &extra);
         // The matches are collected once and serve both the page and the
         // count (the caller needs no second pass over them).
-        Sql {
-            text: format!(
-                "WITH m AS MATERIALIZED ({}) SELECT {COLUMNS}, (SELECT COUNT(*) FROM m) AS total \
-                 FROM users u WHERE u.id IN (SELECT id FROM m{order_by}",
-                ids.text
-            ),
-            args: ids.args,
-        }
-    };
+        sql.push("WITH m AS MATERIALIZED (");
+        matching(&mut sql, org, terms, pg, &extra);
+        sql.push(&format!(
+            ") SELECT {COLUMNS}, (SELECT COUNT(*) FROM m) AS total \
+             FROM users u WHERE u.id IN (SELECT id FROM m{order_by}"
+        ));
+    }
     sql.push(" LIMIT ")
         .bind(Arg::Int(limit))
         .push(" OFFSET ")
