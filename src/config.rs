@@ -66,6 +66,10 @@ pub struct Config {
     /// SQLite's `synchronous`: FULL (the default) keeps every acknowledged
     /// write across a power loss; NORMAL only across a process crash.
     pub sqlite_synchronous_full: bool,
+    /// SQLite's memory (page caches of all connections together, and the
+    /// working memory of queries), in MiB: a soft limit, beyond which SQLite
+    /// reuses cache pages instead of allocating more.
+    pub sqlite_memory_mib: u64,
     /// After SIGTERM: seconds `/readyz` answers 503 while requests are still
     /// served (so a load balancer stops sending new ones), then seconds the
     /// in-flight requests get to finish.
@@ -128,6 +132,7 @@ impl Default for Config {
             max_concurrent_requests: 1024,
             database_acquire_timeout_secs: 3,
             sqlite_synchronous_full: true,
+            sqlite_memory_mib: 40,
             shutdown_delay_secs: 0,
             drain_timeout_secs: 25,
             outbox_poll_secs: 5,
@@ -346,6 +351,11 @@ const SETTINGS: &[Setting] = &[
         secret: false,
     },
     Setting {
+        env: "ROSTER_SQLITE_MEMORY_MIB",
+        key: "sqlite_memory_mib",
+        secret: false,
+    },
+    Setting {
         env: "ROSTER_SHUTDOWN_DELAY",
         key: "shutdown_delay",
         secret: false,
@@ -512,6 +522,7 @@ impl Config {
                     }
                 }
             }
+            "sqlite_memory_mib" => self.sqlite_memory_mib = num::<u64>(key, value)?.max(1),
             "shutdown_delay" => self.shutdown_delay_secs = num(key, value)?,
             "drain_timeout" => self.drain_timeout_secs = num(key, value)?,
             "outbox_poll_seconds" => self.outbox_poll_secs = num::<u64>(key, value)?.max(1),
@@ -620,6 +631,7 @@ impl Config {
                     "normal"
                 }
                 .to_string(),
+                "sqlite_memory_mib" => self.sqlite_memory_mib.to_string(),
                 "shutdown_delay" => self.shutdown_delay_secs.to_string(),
                 "drain_timeout" => self.drain_timeout_secs.to_string(),
                 "outbox_poll_seconds" => self.outbox_poll_secs.to_string(),

@@ -99,6 +99,8 @@ pub struct PoolOptions {
     pub acquire_timeout: Duration,
     /// SQLite `synchronous=FULL` (else NORMAL).
     pub sqlite_synchronous_full: bool,
+    /// SQLite's soft heap limit, for the whole process.
+    pub sqlite_memory_bytes: u64,
 }
 
 impl PoolOptions {
@@ -107,6 +109,7 @@ impl PoolOptions {
             max_connections,
             acquire_timeout: Duration::from_secs(3),
             sqlite_synchronous_full: true,
+            sqlite_memory_bytes: 40 * 1024 * 1024,
         }
     }
 }
@@ -234,7 +237,11 @@ impl Db {
                 // 8 MiB of page cache per connection (the default is 2 MiB):
                 // hot index pages stay in memory while the whole pool stays
                 // well under 100 MiB; the OS page cache holds the rest.
-                .pragma("cache_size", "-8192");
+                .pragma("cache_size", "-8192")
+                // Process-wide, so the same on every connection: all caches
+                // together stay near this (each connection's 8 MiB would
+                // otherwise add up, with a large search on every one).
+                .pragma("soft_heap_limit", options.sqlite_memory_bytes.to_string());
             let pool = SqlitePoolOptions::new()
                 .max_connections(options.max_connections)
                 // A SQLite connection is a file handle in this process: it
