@@ -113,3 +113,10 @@ for size in sizes:
             print(f"- {name}: {memory[name] / 1024:.0f} MiB")
     for n in notes:
         print(f"\nNote: {n}")
+
+# The analysis is prose about one run's figures, kept beside the script.
+analysis = __file__.rsplit("/", 1)[0] + f"/analysis{tag}.md"
+try:
+    print("\n" + open(analysis).read().rstrip())
+except OSError:
+    pass
