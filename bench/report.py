@@ -7,6 +7,7 @@ Reads WORK/results[-DATABASE]-ceiling.txt and WORK/results[-DATABASE]-SIZE.txt
 `server peak_rss_kb=N`.
 """
 import datetime
+import os
 import platform
 import subprocess
 import sys
@@ -64,7 +65,11 @@ except (OSError, StopIteration):
 cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
 
 print("# Benchmark results\n")
-print(f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; commit `{commit}`")
+# The run's end: when its last result was written (not when this report ran).
+ended = max((os.path.getmtime(f"{work}/results{tag}-{s}.txt") for s in sizes
+             if os.path.exists(f"{work}/results{tag}-{s}.txt")), default=None)
+when = datetime.datetime.fromtimestamp(ended, datetime.timezone.utc) if ended else datetime.datetime.now(datetime.timezone.utc)
+print(f"- Date: {when:%Y-%m-%d %H:%M} UTC; commit `{commit}` (the working tree's, when this report was written)")
 print(f"- Machine: {platform.machine()}, {cpu}, {cores} cores")
 engine = ("SQLite for both Roster and Django" if database == "sqlite" else
           "PostgreSQL for both Roster and Django: one cluster of the benchmark's own, pinned with the "
