@@ -13,8 +13,21 @@ use crate::filestore::FileStore;
 use crate::http::metrics::Metrics;
 use crate::store::Db;
 
+/// Cloned for every request (each extractor and middleware takes its own
+/// copy), so it is one reference count, not one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+pub struct Shared {
     pub db: Db,
     pub config: Arc<Config>,
     pub keys: Arc<Keys>,
@@ -29,13 +42,13 @@ pub struct AppState {
     /// One permit per request being handled (`max_concurrent_requests`).
     pub admission: Arc<Semaphore>,
     /// Set when shutdown begins: `/readyz` then answers 503.
-    draining: Arc<AtomicBool>,
+    draining: AtomicBool,
 }
 
 impl AppState {
     pub fn new(db: Db, config: Config, secret_key: &str) -> anyhow::Result<AppState> {
         let config_max_concurrent = config.max_concurrent_requests;
-        Ok(AppState {
+        Ok(AppState(Arc::new(Shared {
             db,
             files: FileStore::from_config(&config)?,
             keys: Arc::new(Keys::new(secret_key)),
@@ -45,8 +58,8 @@ impl AppState {
             outbox_wakeup: Arc::new(Notify::new()),
             metrics: Arc::new(Metrics::default()),
             admission: Arc::new(Semaphore::new(config_max_concurrent)),
-            draining: Arc::new(AtomicBool::new(false)),
-        })
+            draining: AtomicBool::new(false),
+        })))
     }
 
     pub fn is_draining(&self) -> bool {

@@ -453,16 +453,16 @@ pub async fn verify(state: &AppState, token: &str) -> Result<()> {
         .verify_jwt(token, None)
         .map_err(AuthError::InvalidToken)?;
     // Read-only checks, each complete on its own: no transaction needed.
-    let mut conn = state.db.autocommit().await?;
-    if claims.token_type == "refresh"
-        && let Some(record) = refresh_tokens::find(&mut conn, &claims.jti).await?
-        && record.revoked_at.is_some()
-    {
-        return Err(Error::field(NON_FIELD, "Token is blacklisted"));
+    if claims.token_type == "refresh" {
+        let mut conn = state.db.autocommit().await?;
+        if let Some(record) = refresh_tokens::find(&mut conn, &claims.jti).await?
+            && record.revoked_at.is_some()
+        {
+            return Err(Error::field(NON_FIELD, "Token is blacklisted"));
+        }
     }
-    let user = users::find_by_id(&mut conn, claims.user_id).await?;
-    drop(conn);
-    let user = user
+    let user = users::find_by_id_for_auth(&state.db, claims.user_id)
+        .await?
         .filter(|u| u.is_active)
         .ok_or(AuthError::NoActiveAccountForToken)?;
     if user.token_version != claims.version {

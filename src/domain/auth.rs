@@ -34,10 +34,9 @@ pub async fn principal_from_access_token(state: &AppState, token: &str) -> Resul
         .keys
         .verify_jwt(token, Some(TokenType::Access))
         .map_err(AuthError::InvalidAccessToken)?;
-    let mut conn = state.db.autocommit().await?;
-    let user = users::find_by_id(&mut conn, claims.user_id).await?;
-    drop(conn);
-    let user = user.ok_or(AuthError::UserNotFound)?;
+    let user = users::find_by_id_for_auth(&state.db, claims.user_id)
+        .await?
+        .ok_or(AuthError::UserNotFound)?;
     if !user.is_active {
         return Err(AuthError::UserInactive.into());
     }
@@ -58,11 +57,10 @@ pub async fn principal_from_bearer(state: &AppState, token: &str) -> Result<Prin
         return principal_from_access_token(state, token).await;
     }
     let hash = super::tokens::sha256_hex(token);
-    let mut conn = state.db.autocommit().await?;
-    let key = crate::store::api_keys::find_by_hash(&mut conn, &hash)
+    let key = crate::store::api_keys::find_by_hash_for_auth(&state.db, &hash)
         .await?
         .ok_or_else(|| AuthError::InvalidAccessToken("Token is invalid".into()))?;
-    let user = users::find_by_id(&mut conn, key.user_id)
+    let user = users::find_by_id_for_auth(&state.db, key.user_id)
         .await?
         .ok_or(AuthError::UserNotFound)?;
     if !user.is_active {
@@ -71,7 +69,6 @@ pub async fn principal_from_bearer(state: &AppState, token: &str) -> Result<Prin
     if user.organization_id != Some(key.organization_id) {
         return Err(AuthError::InvalidAccessToken("Token is invalid".into()).into());
     }
-    drop(conn);
     // Recording use at most once a minute keeps reads from writing on every call.
     let now = super::now_micros();
     if key

@@ -1,6 +1,6 @@
 //! API keys for the organisation API; only a SHA-256 of each key is kept.
 
-use super::{StoreResult, Tx, on_tx};
+use super::{Db, StoreResult, Tx, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ApiKeyRow {
@@ -74,6 +74,28 @@ pub async fn find_by_hash(tx: &mut Tx, key_hash: &str) -> StoreResult<Option<Api
         .bind(key_hash)
         .fetch_optional(c)
         .await?))
+}
+
+/// [`find_by_hash`] for the credential check of every request made with a
+/// key: on SQLite a lookup on this thread (see [`super::SqliteReader`]).
+pub async fn find_by_hash_for_auth(db: &Db, key_hash: &str) -> StoreResult<Option<ApiKeyRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL");
+    let from_row = |row: &rusqlite::Row<'_>| {
+        Ok(ApiKeyRow {
+            id: row.get(0)?,
+            organization_id: row.get(1)?,
+            user_id: row.get(2)?,
+            name: row.get(3)?,
+            prefix: row.get(4)?,
+            created_at: row.get(5)?,
+            last_used_at: row.get(6)?,
+        })
+    };
+    if let Some(found) = db.read_now(&sql, [key_hash], from_row) {
+        return Ok(found);
+    }
+    let mut conn = db.autocommit().await?;
+    find_by_hash(&mut conn, key_hash).await
 }
 
 pub async fn touch(tx: &mut Tx, id: i64, now: i64) -> StoreResult<()> {

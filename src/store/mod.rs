@@ -19,15 +19,19 @@ pub mod programs;
 pub mod query;
 pub mod rate_limits;
 pub mod refresh_tokens;
+pub mod sqlite_reader;
 pub mod team;
 pub mod users;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
+
+pub use sqlite_reader::SqliteReader;
 
 /// Errors of the storage layer. The domain maps them to its own error type.
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +129,10 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// stall every request that needs a new connection. It is skipped then (the
 /// hourly housekeeping pass runs it again).
 async fn optimize_new_connection(conn: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
+    {
+        let mut handle = conn.lock_handle().await?;
+        stable_query_plans(handle.as_raw_handle().as_ptr())?;
+    }
     sqlx::query("PRAGMA busy_timeout = 0")
         .execute(&mut *conn)
         .await?;
@@ -141,10 +149,44 @@ async fn optimize_new_connection(conn: &mut sqlx::SqliteConnection) -> Result<()
     Ok(())
 }
 
-/// A connection pool of either backend.
+/// Turns on SQLite's query planner stability guarantee for a connection:
+/// a statement's plan no longer depends on the values bound to it.
+///
+/// This build of SQLite has `STAT4`: `ANALYZE` samples index values, and a
+/// statement whose plan could use a sample of a bound value (any
+/// `organization_id = $1`) is compiled again every time it is run with new
+/// bindings. sqlx's statement cache then saves nothing: on a page of
+/// departments the re-compilation took more time than the query itself.
+/// Plans still use the per-index statistics (`sqlite_stat1`), and the
+/// samples still serve literal values.
+pub(crate) fn stable_query_plans(db: *mut rusqlite::ffi::sqlite3) -> Result<(), sqlx::Error> {
+    use std::os::raw::c_int;
+    // SAFETY: `db` is an open connection that the caller holds exclusively
+    // for the duration of the call; SQLITE_DBCONFIG_ENABLE_QPSG takes an
+    // int and an optional int pointer for the new setting (null: unwanted).
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_db_config(
+            db,
+            rusqlite::ffi::SQLITE_DBCONFIG_ENABLE_QPSG,
+            1 as c_int,
+            std::ptr::null_mut::<c_int>(),
+        )
+    };
+    if rc == rusqlite::ffi::SQLITE_OK {
+        Ok(())
+    } else {
+        Err(sqlx::Error::Configuration(
+            format!("SQLITE_DBCONFIG_ENABLE_QPSG failed with code {rc}").into(),
+        ))
+    }
+}
+
+/// A connection pool of either backend. SQLite's comes with a reader for
+/// point lookups on the caller's thread (none for an in-memory database,
+/// which another connection could not see).
 #[derive(Clone, Debug)]
 pub enum Db {
-    Sqlite(SqlitePool),
+    Sqlite(SqlitePool, Option<Arc<SqliteReader>>),
     Postgres(PgPool),
 }
 
@@ -242,6 +284,7 @@ impl Db {
                 // together stay near this (each connection's 8 MiB would
                 // otherwise add up, with a large search on every one).
                 .pragma("soft_heap_limit", options.sqlite_memory_bytes.to_string());
+            let filename = opts.get_filename().to_path_buf();
             let pool = SqlitePoolOptions::new()
                 .max_connections(options.max_connections)
                 // A SQLite connection is a file handle in this process: it
@@ -253,7 +296,9 @@ impl Db {
                 .after_connect(|conn, _| Box::pin(optimize_new_connection(conn)))
                 .connect_with(opts)
                 .await?;
-            Ok(Db::Sqlite(pool))
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            let reader = (!in_memory).then(|| Arc::new(SqliteReader::new(filename)));
+            Ok(Db::Sqlite(pool, reader))
         } else {
             Err(StoreError::Other(format!(
                 "unsupported DATABASE_URL {url:?}: expected sqlite:// or postgres://"
@@ -263,14 +308,14 @@ impl Db {
 
     pub fn backend(&self) -> &'static str {
         match self {
-            Db::Sqlite(_) => "sqlite",
+            Db::Sqlite(..) => "sqlite",
             Db::Postgres(_) => "postgres",
         }
     }
 
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
         match self {
-            Db::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
+            Db::Sqlite(pool, _) => SQLITE_MIGRATIONS.run(pool).await,
             Db::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
         }
     }
@@ -278,7 +323,7 @@ impl Db {
     /// A transaction for reading (and writing, on PostgreSQL).
     pub async fn begin(&self) -> StoreResult<Tx> {
         Ok(match self {
-            Db::Sqlite(pool) => Tx::Sqlite(Handle::Transaction(pool.begin().await?)),
+            Db::Sqlite(pool, _) => Tx::Sqlite(Handle::Transaction(pool.begin().await?)),
             Db::Postgres(pool) => Tx::Postgres(Handle::Transaction(pool.begin().await?)),
         })
     }
@@ -296,9 +341,24 @@ impl Db {
     /// understood PostgreSQL keeps the behaviour that check has passed with.
     pub async fn autocommit(&self) -> StoreResult<Tx> {
         Ok(match self {
-            Db::Sqlite(pool) => Tx::Sqlite(Handle::Autocommit(pool.acquire().await?)),
+            Db::Sqlite(pool, _) => Tx::Sqlite(Handle::Autocommit(pool.acquire().await?)),
             Db::Postgres(pool) => Tx::Postgres(Handle::Transaction(pool.begin().await?)),
         })
+    }
+
+    /// A single-row lookup on SQLite's [`SqliteReader`], on this thread.
+    /// `None` on PostgreSQL, for an in-memory database, or when SQLite could
+    /// not answer at once: the caller then asks the pool.
+    pub fn read_now<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        map: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Option<Option<T>> {
+        match self {
+            Db::Sqlite(_, Some(reader)) => reader.query_row(sql, params, map),
+            _ => None,
+        }
     }
 
     /// A transaction that will write. On SQLite it takes the write lock up
@@ -306,7 +366,7 @@ impl Db {
     /// failing when a deferred transaction tries to upgrade its lock.
     pub async fn begin_write(&self) -> StoreResult<Tx> {
         Ok(match self {
-            Db::Sqlite(pool) => Tx::Sqlite(Handle::Transaction(
+            Db::Sqlite(pool, _) => Tx::Sqlite(Handle::Transaction(
                 pool.begin_with("BEGIN IMMEDIATE").await?,
             )),
             Db::Postgres(pool) => Tx::Postgres(Handle::Transaction(pool.begin().await?)),
@@ -316,7 +376,7 @@ impl Db {
     /// Refreshes planner statistics that have gone stale (SQLite's
     /// `PRAGMA optimize`; PostgreSQL's autovacuum does this itself).
     pub async fn optimize(&self) -> StoreResult<()> {
-        if let Db::Sqlite(pool) = self {
+        if let Db::Sqlite(pool, _) = self {
             sqlx::query("PRAGMA optimize").execute(pool).await?;
         }
         Ok(())
@@ -326,7 +386,7 @@ impl Db {
     pub async fn ping(&self) -> StoreResult<()> {
         let ping = async {
             match self {
-                Db::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()),
+                Db::Sqlite(pool, _) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()),
                 Db::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()),
             }
         };
@@ -339,14 +399,14 @@ impl Db {
     /// Connections open and idle, for `/metrics`.
     pub fn pool_size(&self) -> (u32, usize) {
         match self {
-            Db::Sqlite(pool) => (pool.size(), pool.num_idle()),
+            Db::Sqlite(pool, _) => (pool.size(), pool.num_idle()),
             Db::Postgres(pool) => (pool.size(), pool.num_idle()),
         }
     }
 
     pub async fn close(&self) {
         match self {
-            Db::Sqlite(pool) => pool.close().await,
+            Db::Sqlite(pool, _) => pool.close().await,
             Db::Postgres(pool) => pool.close().await,
         }
     }

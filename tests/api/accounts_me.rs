@@ -237,7 +237,7 @@ async fn a_deactivated_user_is_refused_on_the_next_request() {
         1
     );
     match &app.state.db {
-        roster::store::Db::Sqlite(p) => sqlx::query("UPDATE users SET is_active = FALSE")
+        roster::store::Db::Sqlite(p, _) => sqlx::query("UPDATE users SET is_active = FALSE")
             .execute(p)
             .await
             .map(|_| ()),
@@ -260,4 +260,51 @@ async fn a_deactivated_user_is_refused_on_the_next_request() {
         401,
         json!({"detail": "No active account found for the given token.", "code": "no_active_account"}),
     );
+}
+
+/// The credential check reads the user on a fast path (SQLite: on the
+/// request's thread); it must find exactly what the pool finds.
+#[tokio::test]
+async fn the_credential_check_reads_the_row_the_pool_reads() {
+    let app = TestApp::spawn().await;
+    let (id, _, _) = app.active_user("jane@example.com", "Admin").await;
+    let db = &app.state.db;
+    let fast = roster::store::users::find_by_id_for_auth(db, id)
+        .await
+        .unwrap();
+    let mut tx = db.begin().await.unwrap();
+    let pooled = roster::store::users::find_by_id(&mut tx, id).await.unwrap();
+    assert!(fast.is_some());
+    assert_eq!(fast, pooled);
+    assert_eq!(
+        roster::store::users::find_by_id_for_auth(db, id + 1000)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+/// When the fast path cannot answer (here: its file is not the database),
+/// the check asks the pool and gets the same row.
+#[tokio::test]
+async fn the_credential_check_falls_back_to_the_pool() {
+    let app = TestApp::spawn().await;
+    let roster::store::Db::Sqlite(pool, _) = &app.state.db else {
+        return; // the fast path is SQLite's
+    };
+    let (id, _, _) = app.active_user("jane@example.com", "Admin").await;
+    let junk = app.dir.join("not-a-database.db");
+    std::fs::write(&junk, vec![7u8; 8192]).unwrap();
+    let reader = roster::store::SqliteReader::new(junk);
+    assert_eq!(
+        reader.query_row("SELECT id FROM users WHERE id = $1", [id], |r| r
+            .get::<_, i64>(0)),
+        None
+    );
+    let db = roster::store::Db::Sqlite(pool.clone(), Some(std::sync::Arc::new(reader)));
+    let user = roster::store::users::find_by_id_for_auth(&db, id)
+        .await
+        .unwrap()
+        .expect("the pool finds the user");
+    assert_eq!(user.email, "jane@example.com");
 }
