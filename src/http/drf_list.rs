@@ -151,12 +151,15 @@ pub fn page_body<T>(
         2 => Some(link(None)),
         n => Some(link(Some(n - 1))),
     };
-    json!({
+    let mut body = json!({
         "count": page.count,
         "next": next,
         "previous": previous,
-        "results": page.rows.iter().map(item).collect::<Vec<_>>(),
-    })
+        "results": null,
+    });
+    // Moved in, not through `json!`, which would copy every row's Value.
+    body["results"] = Value::Array(page.rows.iter().map(item).collect());
+    body
 }
 
 /// The request's absolute URL with `page` set (or removed, for page 1) and

@@ -435,8 +435,8 @@ pub fn paginated(
     } else {
         json!((page - 1) * per_page + rows.len() as i64)
     };
-    json!({
-        "data": rows,
+    let mut body = json!({
+        "data": null,
         "links": {
             "first": link(1),
             "last": link(last_page),
@@ -452,7 +452,10 @@ pub fn paginated(
             "to": to,
             "total": total,
         },
-    })
+    });
+    // Moved in, not through `json!`, which would copy every row's Value.
+    body["data"] = Value::Array(rows);
+    body
 }
 
 #[cfg(test)]

@@ -403,10 +403,17 @@ async fn list(
         },
     )
     .await?;
-    let body = json!({
-        "profiles": page.profiles.iter().map(|p| profile_json(&state, p)).collect::<Vec<_>>(),
+    let mut body = json!({
+        "profiles": null,
         "meta": {"page": page.page, "per_page": page.per_page, "total": page.total},
     });
+    // Moved in, not through `json!`, which would copy every profile's Value.
+    body["profiles"] = Value::Array(
+        page.profiles
+            .iter()
+            .map(|p| profile_json(&state, p))
+            .collect(),
+    );
     Ok((StatusCode::OK, axum::Json(body)).into_response())
 }
 
