@@ -330,3 +330,53 @@ async fn department_lists_search_and_order() {
         format!("http://{host}/api/departments/?ordering=-name&page_size=1&search=s")
     );
 }
+
+/// The list's count comes from a trigger-kept counter, not from counting
+/// rows: it must follow every create and delete, ignore a refused create
+/// (rolled back with its transaction), stay per company, and agree with
+/// the rows themselves.
+#[tokio::test]
+async fn the_department_count_follows_creates_and_deletes() {
+    let app = TestApp::spawn().await;
+    let (_, a, _) = app.active_user("a@example.com", "Admin").await;
+    let (_, b, _) = app.active_user("b@example.com", "Admin").await;
+    let count = |token: String| {
+        let app = &app;
+        async move { app.get("/api/departments/", Some(&token)).await.body["count"].clone() }
+    };
+    assert_eq!(count(a.clone()).await, 0);
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        ids.push(
+            create(&app, &a, &format!("Dept {i}")).await["id"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    create(&app, &b, "Other company").await;
+    let duplicate = app
+        .post("/api/departments/", Some(&a), json!({"name": "dept 0"}))
+        .await;
+    assert_eq!(duplicate.status, 400, "{}", duplicate.text);
+    assert_eq!(count(a.clone()).await, 12);
+    assert_eq!(count(b.clone()).await, 1);
+    for id in &ids[..5] {
+        let path = format!("/api/departments/{id}/");
+        assert_eq!(app.delete(&path, Some(&a), None).await.status, 204);
+    }
+    let page = app.get("/api/departments/?page=last", Some(&a)).await;
+    assert_eq!(page.body["count"], 7);
+    // page=last counts separately (in its transaction): the same answer.
+    assert_eq!(page.body["results"].as_array().unwrap().len(), 7);
+    assert_eq!(
+        app.scalar_i64(
+            "SELECT n FROM department_counts WHERE organization_id = \
+             (SELECT organization_id FROM departments ORDER BY id LIMIT 1 OFFSET 5)"
+        )
+        .await,
+        7
+    );
+    // With a search term the matches are counted, not looked up.
+    let found = app.get("/api/departments/?search=dept 1", Some(&a)).await;
+    assert_eq!(found.body["count"], 2, "{}", found.text);
+}
