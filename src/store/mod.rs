@@ -330,9 +330,10 @@ impl Db {
 
     /// A connection without a transaction, each statement committing on
     /// its own: for reads that need no common snapshot across statements
-    /// (a credential check). It saves the BEGIN and COMMIT round trips of
-    /// [`Db::begin`] on the hot path of every authenticated request.
-    /// Anything that writes, or reads what must agree, takes a transaction.
+    /// (a numbered list page, which is one statement; a credential check
+    /// that the SQLite reader could not answer). It saves the BEGIN and
+    /// COMMIT round trips of [`Db::begin`]. Anything that writes, or reads
+    /// what must agree, takes a transaction.
     ///
     /// SQLite only, for now: on PostgreSQL these reads keep their
     /// transaction. With autocommit there, the fault stage's check that
