@@ -129,10 +129,6 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// stall every request that needs a new connection. It is skipped then (the
 /// hourly housekeeping pass runs it again).
 async fn optimize_new_connection(conn: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
-    {
-        let mut handle = conn.lock_handle().await?;
-        stable_query_plans(handle.as_raw_handle().as_ptr())?;
-    }
     sqlx::query("PRAGMA busy_timeout = 0")
         .execute(&mut *conn)
         .await?;
@@ -149,6 +145,16 @@ async fn optimize_new_connection(conn: &mut sqlx::SqliteConnection) -> Result<()
     Ok(())
 }
 
+/// Sets up each new pooled SQLite connection: stable plans, then fresh
+/// planner statistics.
+async fn set_up_new_connection(conn: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
+    {
+        let mut handle = conn.lock_handle().await?;
+        stable_query_plans(handle.as_raw_handle().as_ptr())?;
+    }
+    optimize_new_connection(conn).await
+}
+
 /// Turns on SQLite's query planner stability guarantee for a connection:
 /// a statement's plan no longer depends on the values bound to it.
 ///
@@ -159,7 +165,7 @@ async fn optimize_new_connection(conn: &mut sqlx::SqliteConnection) -> Result<()
 /// departments the re-compilation took more time than the query itself.
 /// Plans still use the per-index statistics (`sqlite_stat1`), and the
 /// samples still serve literal values.
-pub(crate) fn stable_query_plans(db: *mut rusqlite::ffi::sqlite3) -> Result<(), sqlx::Error> {
+fn stable_query_plans(db: *mut rusqlite::ffi::sqlite3) -> Result<(), sqlx::Error> {
     use std::os::raw::c_int;
     // SAFETY: `db` is an open connection that the caller holds exclusively
     // for the duration of the call; SQLITE_DBCONFIG_ENABLE_QPSG takes an
@@ -293,7 +299,7 @@ impl Db {
                 // connection's worker thread.
                 .test_before_acquire(false)
                 .acquire_timeout(options.acquire_timeout)
-                .after_connect(|conn, _| Box::pin(optimize_new_connection(conn)))
+                .after_connect(|conn, _| Box::pin(set_up_new_connection(conn)))
                 .connect_with(opts)
                 .await?;
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
