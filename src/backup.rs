@@ -28,7 +28,7 @@ pub struct BackupSummary {
 }
 
 pub async fn backup(state: &AppState, dest: &Path) -> anyhow::Result<BackupSummary> {
-    let Db::Sqlite(pool, _) = &state.db else {
+    let Db::Sqlite(pool, ..) = &state.db else {
         bail!(
             "roster backup copies a SQLite deployment; back up PostgreSQL with its own tools \
              (pg_dump, base backups) and the bucket with versioning or replication"

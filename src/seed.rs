@@ -197,7 +197,7 @@ pub async fn seed_demo(state: &AppState, opts: &SeedOptions) -> anyhow::Result<S
         crate::store::query::execute(&mut tx, &sql).await?;
         tx.commit().await?;
     }
-    if let crate::store::Db::Sqlite(pool, _) = &state.db {
+    if let crate::store::Db::Sqlite(pool, ..) = &state.db {
         // Statistics for the planner, as VACUUM ANALYZE gives PostgreSQL.
         sqlx::query("ANALYZE").execute(pool).await?;
         // Move the bulk load out of the write-ahead log into the database

@@ -22,6 +22,7 @@ pub mod refresh_tokens;
 pub mod sqlite_reader;
 pub mod team;
 pub mod users;
+pub mod write_queue;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -32,6 +33,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
 
 pub use sqlite_reader::SqliteReader;
+pub use write_queue::WriteQueue;
 
 /// Errors of the storage layer. The domain maps them to its own error type.
 #[derive(Debug, thiserror::Error)]
@@ -189,10 +191,11 @@ fn stable_query_plans(db: *mut rusqlite::ffi::sqlite3) -> Result<(), sqlx::Error
 
 /// A connection pool of either backend. SQLite's comes with a reader for
 /// point lookups on the caller's thread (none for an in-memory database,
-/// which another connection could not see).
+/// which another connection could not see) and the queue its writers take
+/// turns in.
 #[derive(Clone, Debug)]
 pub enum Db {
-    Sqlite(SqlitePool, Option<Arc<SqliteReader>>),
+    Sqlite(SqlitePool, Option<Arc<SqliteReader>>, WriteQueue),
     Postgres(PgPool),
 }
 
@@ -207,13 +210,15 @@ pub enum Tx {
 /// its own.
 pub enum Handle<DB: sqlx::Database> {
     Transaction(sqlx::Transaction<'static, DB>),
+    /// A SQLite write transaction, holding its writer's turn until it ends.
+    Write(sqlx::Transaction<'static, DB>, write_queue::WriteTurn),
     Autocommit(sqlx::pool::PoolConnection<DB>),
 }
 
 impl<DB: sqlx::Database> Handle<DB> {
     pub fn conn(&mut self) -> &mut DB::Connection {
         match self {
-            Handle::Transaction(t) => t,
+            Handle::Transaction(t) | Handle::Write(t, _) => t,
             Handle::Autocommit(c) => c,
         }
     }
@@ -221,6 +226,8 @@ impl<DB: sqlx::Database> Handle<DB> {
     async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
             Handle::Transaction(t) => t.commit().await,
+            // The next writer's turn comes once this one has committed.
+            Handle::Write(t, _turn) => t.commit().await,
             Handle::Autocommit(_) => Ok(()),
         }
     }
@@ -304,7 +311,7 @@ impl Db {
                 .await?;
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
             let reader = (!in_memory).then(|| Arc::new(SqliteReader::new(filename)));
-            Ok(Db::Sqlite(pool, reader))
+            Ok(Db::Sqlite(pool, reader, WriteQueue::default()))
         } else {
             Err(StoreError::Other(format!(
                 "unsupported DATABASE_URL {url:?}: expected sqlite:// or postgres://"
@@ -321,7 +328,7 @@ impl Db {
 
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
         match self {
-            Db::Sqlite(pool, _) => SQLITE_MIGRATIONS.run(pool).await,
+            Db::Sqlite(pool, ..) => SQLITE_MIGRATIONS.run(pool).await,
             Db::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
         }
     }
@@ -329,7 +336,7 @@ impl Db {
     /// A transaction for reading (and writing, on PostgreSQL).
     pub async fn begin(&self) -> StoreResult<Tx> {
         Ok(match self {
-            Db::Sqlite(pool, _) => Tx::Sqlite(Handle::Transaction(pool.begin().await?)),
+            Db::Sqlite(pool, ..) => Tx::Sqlite(Handle::Transaction(pool.begin().await?)),
             Db::Postgres(pool) => Tx::Postgres(Handle::Transaction(pool.begin().await?)),
         })
     }
@@ -348,7 +355,7 @@ impl Db {
     /// understood PostgreSQL keeps the behaviour that check has passed with.
     pub async fn autocommit(&self) -> StoreResult<Tx> {
         Ok(match self {
-            Db::Sqlite(pool, _) => Tx::Sqlite(Handle::Autocommit(pool.acquire().await?)),
+            Db::Sqlite(pool, ..) => Tx::Sqlite(Handle::Autocommit(pool.acquire().await?)),
             Db::Postgres(pool) => Tx::Postgres(Handle::Transaction(pool.begin().await?)),
         })
     }
@@ -363,19 +370,35 @@ impl Db {
         map: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
     ) -> Option<Option<T>> {
         match self {
-            Db::Sqlite(_, Some(reader)) => reader.query_row(sql, params, map),
+            Db::Sqlite(_, Some(reader), _) => reader.query_row(sql, params, map),
             _ => None,
         }
     }
 
-    /// A transaction that will write. On SQLite it takes the write lock up
-    /// front (`BEGIN IMMEDIATE`), so it waits on the busy timeout instead of
-    /// failing when a deferred transaction tries to upgrade its lock.
+    /// A transaction that will write. On SQLite the writer first waits for
+    /// its turn in the [`WriteQueue`], then takes the write lock up front
+    /// (`BEGIN IMMEDIATE`), so it waits on the busy timeout instead of
+    /// failing when a deferred transaction tries to upgrade its lock. The
+    /// two waits share [`SQLITE_BUSY_TIMEOUT`].
     pub async fn begin_write(&self) -> StoreResult<Tx> {
         Ok(match self {
-            Db::Sqlite(pool, _) => Tx::Sqlite(Handle::Transaction(
-                pool.begin_with("BEGIN IMMEDIATE").await?,
-            )),
+            Db::Sqlite(pool, _, queue) => {
+                let turn = queue.turn(SQLITE_BUSY_TIMEOUT).await.ok_or_else(|| {
+                    StoreError::Unavailable(format!(
+                        "no turn to write within {} s",
+                        SQLITE_BUSY_TIMEOUT.as_secs()
+                    ))
+                })?;
+                // One round trip for both. The shortened timeout stays on
+                // the connection until its next write sets its own; reads
+                // in WAL mode do not wait for the write lock.
+                let begin = format!(
+                    "PRAGMA busy_timeout = {}; BEGIN IMMEDIATE",
+                    turn.left.as_millis()
+                );
+                let tx = pool.begin_with(sqlx::AssertSqlSafe(begin)).await?;
+                Tx::Sqlite(Handle::Write(tx, turn))
+            }
             Db::Postgres(pool) => Tx::Postgres(Handle::Transaction(pool.begin().await?)),
         })
     }
@@ -383,7 +406,7 @@ impl Db {
     /// Refreshes planner statistics that have gone stale (SQLite's
     /// `PRAGMA optimize`; PostgreSQL's autovacuum does this itself).
     pub async fn optimize(&self) -> StoreResult<()> {
-        if let Db::Sqlite(pool, _) = self {
+        if let Db::Sqlite(pool, ..) = self {
             sqlx::query("PRAGMA optimize").execute(pool).await?;
         }
         Ok(())
@@ -393,7 +416,7 @@ impl Db {
     pub async fn ping(&self) -> StoreResult<()> {
         let ping = async {
             match self {
-                Db::Sqlite(pool, _) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()),
+                Db::Sqlite(pool, ..) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()),
                 Db::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()),
             }
         };
@@ -406,14 +429,14 @@ impl Db {
     /// Connections open and idle, for `/metrics`.
     pub fn pool_size(&self) -> (u32, usize) {
         match self {
-            Db::Sqlite(pool, _) => (pool.size(), pool.num_idle()),
+            Db::Sqlite(pool, ..) => (pool.size(), pool.num_idle()),
             Db::Postgres(pool) => (pool.size(), pool.num_idle()),
         }
     }
 
     pub async fn close(&self) {
         match self {
-            Db::Sqlite(pool, _) => pool.close().await,
+            Db::Sqlite(pool, ..) => pool.close().await,
             Db::Postgres(pool) => pool.close().await,
         }
     }

@@ -237,7 +237,7 @@ async fn a_deactivated_user_is_refused_on_the_next_request() {
         1
     );
     match &app.state.db {
-        roster::store::Db::Sqlite(p, _) => sqlx::query("UPDATE users SET is_active = FALSE")
+        roster::store::Db::Sqlite(p, ..) => sqlx::query("UPDATE users SET is_active = FALSE")
             .execute(p)
             .await
             .map(|_| ()),
@@ -289,7 +289,7 @@ async fn the_credential_check_reads_the_row_the_pool_reads() {
 #[tokio::test]
 async fn the_credential_check_falls_back_to_the_pool() {
     let app = TestApp::spawn().await;
-    let roster::store::Db::Sqlite(pool, _) = &app.state.db else {
+    let roster::store::Db::Sqlite(pool, ..) = &app.state.db else {
         return; // the fast path is SQLite's
     };
     let (id, _, _) = app.active_user("jane@example.com", "Admin").await;
@@ -301,7 +301,11 @@ async fn the_credential_check_falls_back_to_the_pool() {
             .get::<_, i64>(0)),
         None
     );
-    let db = roster::store::Db::Sqlite(pool.clone(), Some(std::sync::Arc::new(reader)));
+    let db = roster::store::Db::Sqlite(
+        pool.clone(),
+        Some(std::sync::Arc::new(reader)),
+        roster::store::WriteQueue::default(),
+    );
     let user = roster::store::users::find_by_id_for_auth(&db, id)
         .await
         .unwrap()

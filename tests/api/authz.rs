@@ -401,7 +401,7 @@ async fn every_operation_as_every_principal() {
     let gone_id = r.body["id"].as_i64().unwrap();
     let (gone, _) = app.login("gone@alpha.example", PASSWORD).await;
     match &app.state.db {
-        roster::store::Db::Sqlite(pool, _) => {
+        roster::store::Db::Sqlite(pool, ..) => {
             sqlx::query("UPDATE users SET is_active = FALSE WHERE id = $1")
                 .bind(gone_id)
                 .execute(pool)

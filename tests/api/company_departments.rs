@@ -380,3 +380,46 @@ async fn the_department_count_follows_creates_and_deletes() {
     let found = app.get("/api/departments/?search=dept 1", Some(&a)).await;
     assert_eq!(found.body["count"], 2, "{}", found.text);
 }
+
+/// Forty creates at once, more than the pool has connections: on SQLite
+/// they take turns in the write queue while reads go on. None is refused
+/// or lost.
+#[tokio::test]
+async fn many_creates_at_once_all_land() {
+    let app = TestApp::spawn().await;
+    let (_, token, _) = app.active_user("a@example.com", "Admin").await;
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let (client, url, token) = (
+            app.client.clone(),
+            app.url("/api/departments/"),
+            token.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .header("authorization", format!("Bearer {token}"))
+                .json(&json!({"name": format!("Dept {i}")}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    // A read while the writers queue is answered.
+    let during = app.get("/api/departments/", Some(&token)).await;
+    assert_eq!(during.status, 200, "{}", during.text);
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 201);
+    }
+    let all = app
+        .get("/api/departments/?page_size=100", Some(&token))
+        .await;
+    assert_eq!(all.body["count"], 40, "{}", all.text);
+    let mut got = names(&all);
+    got.sort();
+    let mut want: Vec<String> = (0..40).map(|i| format!("Dept {i}")).collect();
+    want.sort();
+    assert_eq!(got, want);
+}

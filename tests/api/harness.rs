@@ -377,7 +377,7 @@ impl TestApp {
     /// Runs SQL against the test database (for checks the API cannot make).
     pub async fn scalar_i64(&self, sql: &'static str) -> i64 {
         match &self.state.db {
-            Db::Sqlite(pool, _) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+            Db::Sqlite(pool, ..) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
             Db::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
         }
     }
