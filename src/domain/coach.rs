@@ -145,12 +145,17 @@ async fn assemble(tx: &mut Tx, rows: Vec<CoachRow>) -> Result<Vec<Coach>> {
         .collect())
 }
 
-async fn load(tx: &mut Tx, user_id: i64) -> Result<Coach> {
-    let row = coach::find(tx, user_id).await?.ok_or(Error::NotFound)?;
+/// The coach object of one row just read.
+async fn assemble_one(tx: &mut Tx, row: CoachRow) -> Result<Coach> {
     assemble(tx, vec![row])
         .await?
         .pop()
         .ok_or_else(|| Error::Internal("coach vanished while loading".into()))
+}
+
+async fn load(tx: &mut Tx, user_id: i64) -> Result<Coach> {
+    let row = coach::find(tx, user_id).await?.ok_or(Error::NotFound)?;
+    assemble_one(tx, row).await
 }
 
 /// Only coaches use the coach surface.
@@ -205,15 +210,15 @@ pub async fn ensure_profile(
 pub async fn me(state: &AppState, me: &Principal) -> Result<Coach> {
     require_coach(me)?;
     let mut tx = state.db.begin().await?;
-    if coach::find(&mut tx, me.id()).await?.is_none() {
-        drop(tx);
-        let mut tx = state.db.begin_write().await?;
-        let u = &me.user;
-        ensure_profile(&mut tx, u.id, &u.first_name, &u.last_name, now_micros()).await?;
-        let coach = load(&mut tx, me.id()).await?;
+    if let Some(row) = coach::find(&mut tx, me.id()).await? {
+        let coach = assemble_one(&mut tx, row).await?;
         tx.commit().await?;
         return Ok(coach);
     }
+    drop(tx);
+    let mut tx = state.db.begin_write().await?;
+    let u = &me.user;
+    ensure_profile(&mut tx, u.id, &u.first_name, &u.last_name, now_micros()).await?;
     let coach = load(&mut tx, me.id()).await?;
     tx.commit().await?;
     Ok(coach)

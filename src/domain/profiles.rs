@@ -164,18 +164,23 @@ async fn assemble(tx: &mut Tx, rows: Vec<ProfileRow>) -> Result<Vec<Profile>> {
         .collect())
 }
 
-async fn load(tx: &mut Tx, id: i64) -> Result<Profile> {
-    let row = profiles::find(tx, id).await?.ok_or(Error::NotFound)?;
+/// The rendering of one row just read.
+async fn assemble_one(tx: &mut Tx, row: ProfileRow) -> Result<Profile> {
     assemble(tx, vec![row])
         .await?
         .pop()
         .ok_or_else(|| Error::Internal("profile vanished while loading".into()))
 }
 
+async fn load(tx: &mut Tx, id: i64) -> Result<Profile> {
+    let row = profiles::find(tx, id).await?.ok_or(Error::NotFound)?;
+    assemble_one(tx, row).await
+}
+
 pub async fn find(state: &AppState, me: &Principal, target: Target) -> Result<Profile> {
     let mut tx = state.db.begin().await?;
     let row = locate(&mut tx, me, target).await?;
-    let profile = load(&mut tx, row.id).await?;
+    let profile = assemble_one(&mut tx, row).await?;
     tx.commit().await?;
     Ok(profile)
 }

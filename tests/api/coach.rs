@@ -1059,3 +1059,26 @@ async fn oversize_bodies_and_huge_forms_are_refused() {
     let r = app.get("/auth/coach/", Some(&access)).await;
     assert_eq!(r.body["area"], json!([]));
 }
+
+/// A coach whose profile row predates the coach surface (or was lost) gets
+/// one on their first `GET /auth/coach/`, and the same one after that.
+#[tokio::test]
+async fn a_coach_without_a_profile_row_gets_one_on_first_read() {
+    let app = TestApp::spawn().await;
+    let (_, token) = coach(&app, "coach@example.com").await;
+    assert_eq!(
+        app.scalar_i64("DELETE FROM coach_profiles RETURNING CAST(1 AS BIGINT)")
+            .await,
+        1
+    );
+    let first = app.get("/auth/coach/", Some(&token)).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(first.body["vetting_status"]["status"], json!("PD"));
+    assert_eq!(
+        app.scalar_i64("SELECT COUNT(*) FROM coach_profiles").await,
+        1
+    );
+    let again = app.get("/auth/coach/", Some(&token)).await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(again.body, first.body);
+}
