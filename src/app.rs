@@ -12,6 +12,7 @@ use crate::domain::tokens::Keys;
 use crate::filestore::FileStore;
 use crate::http::metrics::Metrics;
 use crate::store::Db;
+use crate::store::team::SearchCache;
 
 /// Cloned for every request (each extractor and middleware takes its own
 /// copy), so it is one reference count, not one per field.
@@ -41,6 +42,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// One permit per request being handled (`max_concurrent_requests`).
     pub admission: Arc<Semaphore>,
+    /// Recent team searches' ordered matches (see [`SearchCache`]).
+    pub team_searches: SearchCache,
     /// Set when shutdown begins: `/readyz` then answers 503.
     draining: AtomicBool,
 }
@@ -58,6 +61,7 @@ impl AppState {
             outbox_wakeup: Arc::new(Notify::new()),
             metrics: Arc::new(Metrics::default()),
             admission: Arc::new(Semaphore::new(config_max_concurrent)),
+            team_searches: SearchCache::default(),
             draining: AtomicBool::new(false),
         })))
     }

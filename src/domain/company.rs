@@ -212,8 +212,16 @@ pub async fn list_team(
 ) -> Result<Page<MemberRow>> {
     let org = me.admin_organization()?;
     page_of!(state, req.page, req.page_size,
-        count: |tx| team::count(tx, org, &req.terms),
-        list: |tx, offset| team::list(tx, org, &req.terms, &req.order, req.page_size, offset),
+        count: |tx| team::count(tx, &state.team_searches, org, &req.terms, &req.order),
+        list: |tx, offset| team::list(
+            tx,
+            &state.team_searches,
+            org,
+            &req.terms,
+            &req.order,
+            req.page_size,
+            offset
+        ),
     )
 }
 

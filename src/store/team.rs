@@ -1,6 +1,9 @@
 //! Team members: the users of an organisation with role admin, coach or
 //! member. Every function takes the organisation id and filters by it.
 
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
 use super::query::{self, Arg, Sql, like_pattern};
 use super::{StoreResult, Tx, on_tx};
 
@@ -26,7 +29,7 @@ const COLUMNS: &str = "u.id, u.email, u.first_name, u.last_name, u.role, u.organ
 const TEAM_ROLES: &str = "('admin', 'coach', 'member')";
 
 /// The fields a team list can be ordered by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MemberOrder {
     Id,
     FirstName,
@@ -147,27 +150,32 @@ fn team_size(sql: &mut Sql, org: i64, pg: bool) {
 }
 
 /// How many members match. Without search terms the answer comes from the
-/// trigger-maintained `user_counts`, not from counting rows.
-pub async fn count(tx: &mut Tx, org: i64, terms: &[String]) -> StoreResult<i64> {
-    let pg = tx.is_postgres();
-    let mut sql = Sql::default();
-    if terms.is_empty() {
-        team_size(&mut sql, org, pg);
-    } else {
-        sql.push("SELECT COUNT(*) FROM (");
-        matching(&mut sql, org, terms, pg, "");
-        sql.push(") m");
+/// trigger-maintained `user_counts`, not from counting rows; with them, from
+/// the search's ordered matches (cached, see [`SearchCache`]).
+pub async fn count(
+    tx: &mut Tx,
+    cache: &SearchCache,
+    org: i64,
+    terms: &[String],
+    order: &[(MemberOrder, bool)],
+) -> StoreResult<i64> {
+    if !terms.is_empty() {
+        let ids = search(tx, cache, org, terms, order).await?;
+        return Ok(ids.len() as i64);
     }
+    let mut sql = Sql::default();
+    team_size(&mut sql, org, tx.is_postgres());
     query::fetch_count(tx, &sql).await
 }
 
 /// One page of the organisation's team. The page's ids are chosen first,
-/// from an index (or, with search terms, from the matches collected in a
-/// materialised CTE with their sort columns), and only those rows are read:
-/// skipped rows are never fetched, and neither planner can fall into
-/// walking a sort index while testing every row against the search.
+/// from an index (or, with search terms, from the search's ordered
+/// matches), and only those rows are read: skipped rows are never fetched,
+/// and neither planner can fall into walking a sort index while testing
+/// every row against the search.
 pub async fn list(
     tx: &mut Tx,
+    cache: &SearchCache,
     org: i64,
     terms: &[String],
     order: &[(MemberOrder, bool)],
@@ -183,27 +191,200 @@ pub async fn list(
         sql.push(") AS total FROM users u WHERE u.id IN (");
         matching(&mut sql, org, terms, pg, "");
         sql.push(&order_by);
+        sql.push(" LIMIT ")
+            .bind(Arg::Int(limit))
+            .push(" OFFSET ")
+            .bind(Arg::Int(offset))
+            .push(")");
     } else {
-        let mut extra = String::new();
-        for (o, _) in order {
-            if *o != MemberOrder::Id && !extra.contains(o.column()) {
-                extra.push_str(&format!(", u.{}", o.column()));
-            }
+        let ids = search(tx, cache, org, terms, order).await?;
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(ids.len());
+        let end = start
+            .saturating_add(usize::try_from(limit).unwrap_or(0))
+            .min(ids.len());
+        if start == end {
+            return Ok(Vec::new());
         }
-        // The matches are collected once and serve both the page and the
-        // count (the caller needs no second pass over them).
-        sql.push("WITH m AS MATERIALIZED (");
-        matching(&mut sql, org, terms, pg, &extra);
-        sql.push(&format!(
-            ") SELECT {COLUMNS}, (SELECT COUNT(*) FROM m) AS total \
-             FROM users u WHERE u.id IN (SELECT id FROM m{order_by}"
-        ));
+        // The organisation and roles are checked again: a row that changed
+        // since the matches were collected is left out, never shown.
+        sql.push(&format!("SELECT {COLUMNS}, "))
+            .bind(Arg::Int(ids.len() as i64))
+            .push(" AS total FROM users u WHERE u.organization_id = ")
+            .bind(Arg::Int(org))
+            .push(&format!(" AND u.role IN {TEAM_ROLES} AND u.id IN "))
+            .bind_list(ids[start..end].iter().map(|&id| Arg::Int(id)));
     }
-    sql.push(" LIMIT ")
-        .bind(Arg::Int(limit))
-        .push(" OFFSET ")
-        .bind(Arg::Int(offset))
-        .push(")");
     sql.push(&order_by);
     query::fetch_all(tx, &sql).await
+}
+
+/// The ids of every member matching `terms`, in the list's order: from the
+/// cache while the organisation's team version is the one they were
+/// collected at, else from the database (and then cached).
+async fn search(
+    tx: &mut Tx,
+    cache: &SearchCache,
+    org: i64,
+    terms: &[String],
+    order: &[(MemberOrder, bool)],
+) -> StoreResult<Arc<[i64]>> {
+    // The version is read before the matches, so cached matches are never
+    // older than the version they are filed under.
+    let version = team_version(tx, org).await?;
+    let key = SearchKey {
+        org,
+        terms: terms.to_vec(),
+        order: order.to_vec(),
+    };
+    if let Some(ids) = cache.get(&key, version) {
+        return Ok(ids);
+    }
+    let pg = tx.is_postgres();
+    let order_by = query::order_by(order.iter().map(|(o, desc)| (o.sort_key(pg), *desc)), "id");
+    let mut extra = String::new();
+    for (o, _) in order {
+        if *o != MemberOrder::Id && !extra.contains(o.column()) {
+            extra.push_str(&format!(", u.{}", o.column()));
+        }
+    }
+    let mut sql = Sql::new("WITH m AS MATERIALIZED (");
+    matching(&mut sql, org, terms, pg, &extra);
+    sql.push(&format!(") SELECT id FROM m{order_by}"));
+    let rows: Vec<(i64,)> = query::fetch_all(tx, &sql).await?;
+    let ids: Arc<[i64]> = rows.into_iter().map(|(id,)| id).collect();
+    cache.put(key, version, ids.clone());
+    Ok(ids)
+}
+
+/// How many changes the organisation's team has seen (`team_versions`,
+/// counted by triggers; 0 before the first).
+async fn team_version(tx: &mut Tx, org: i64) -> StoreResult<i64> {
+    const SQL: &str = "SELECT version FROM team_versions WHERE organization_id = $1";
+    let version: Option<i64> = on_tx!(tx, |c| sqlx::query_scalar(SQL)
+        .bind(org)
+        .fetch_optional(c)
+        .await?);
+    Ok(version.unwrap_or(0))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct SearchKey {
+    org: i64,
+    terms: Vec<String>,
+    order: Vec<(MemberOrder, bool)>,
+}
+
+/// Recent team searches' ordered matches, each valid for one version of its
+/// organisation's team. DRF's pages carry an exact count, so every page of
+/// a search needs all its matches: collecting them costs milliseconds at a
+/// million members (ten thousand matches of a common surname), answering
+/// from here microseconds. Any change to the team moves the version in the
+/// same transaction (triggers), so a cached answer is never used after a
+/// change committed before the request read the version, on any instance.
+/// Bounded in ids held; the oldest entries go first.
+#[derive(Debug, Default)]
+pub struct SearchCache {
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Debug, Default)]
+struct CacheInner {
+    entries: HashMap<SearchKey, (i64, Arc<[i64]>)>,
+    /// Keys in the order they were first cached.
+    age: VecDeque<SearchKey>,
+    ids_held: usize,
+}
+
+impl SearchCache {
+    /// At most this many ids in all (8 bytes each: 2 MiB).
+    const MAX_IDS: usize = 256 * 1024;
+    /// A search with more matches than this is not cached.
+    const MAX_IDS_PER_SEARCH: usize = Self::MAX_IDS / 4;
+    const MAX_ENTRIES: usize = 512;
+
+    fn get(&self, key: &SearchKey, version: i64) -> Option<Arc<[i64]>> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        match inner.entries.get(key) {
+            Some((v, ids)) if *v == version => Some(ids.clone()),
+            _ => None,
+        }
+    }
+
+    fn put(&self, key: SearchKey, version: i64, ids: Arc<[i64]>) {
+        if ids.len() > Self::MAX_IDS_PER_SEARCH {
+            return;
+        }
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let inner = &mut *inner;
+        match inner.entries.get_mut(&key) {
+            // A slower request that read an older version keeps out of the
+            // way of one that has already cached a newer one.
+            Some((v, _)) if *v > version => return,
+            Some(entry) => {
+                inner.ids_held = inner.ids_held - entry.1.len() + ids.len();
+                *entry = (version, ids);
+            }
+            None => {
+                inner.ids_held += ids.len();
+                inner.age.push_back(key.clone());
+                inner.entries.insert(key, (version, ids));
+            }
+        }
+        while inner.ids_held > Self::MAX_IDS || inner.entries.len() > Self::MAX_ENTRIES {
+            let Some(oldest) = inner.age.pop_front() else {
+                break;
+            };
+            if let Some((_, ids)) = inner.entries.remove(&oldest) {
+                inner.ids_held -= ids.len();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(term: &str) -> SearchKey {
+        SearchKey {
+            org: 1,
+            terms: vec![term.to_string()],
+            order: vec![(MemberOrder::LastName, true)],
+        }
+    }
+
+    fn ids(n: usize) -> Arc<[i64]> {
+        (0..n as i64).collect()
+    }
+
+    #[test]
+    fn an_entry_answers_only_for_its_version() {
+        let cache = SearchCache::default();
+        cache.put(key("ann"), 3, ids(2));
+        assert_eq!(cache.get(&key("ann"), 3).as_deref(), Some(&[0, 1][..]));
+        assert!(cache.get(&key("ann"), 4).is_none());
+        assert!(cache.get(&key("bob"), 3).is_none());
+        // A newer version replaces the entry; an older one does not.
+        cache.put(key("ann"), 4, ids(3));
+        cache.put(key("ann"), 2, ids(1));
+        assert!(cache.get(&key("ann"), 3).is_none());
+        assert_eq!(cache.get(&key("ann"), 4).map(|i| i.len()), Some(3));
+    }
+
+    #[test]
+    fn the_oldest_entries_go_when_the_ids_exceed_the_bound() {
+        let cache = SearchCache::default();
+        let big = SearchCache::MAX_IDS_PER_SEARCH;
+        for (i, term) in ["a1", "a2", "a3", "a4", "a5"].iter().enumerate() {
+            cache.put(key(term), i as i64, ids(big));
+        }
+        assert!(cache.get(&key("a1"), 0).is_none());
+        for (i, term) in ["a2", "a3", "a4", "a5"].iter().enumerate() {
+            assert!(cache.get(&key(term), i as i64 + 1).is_some(), "{term}");
+        }
+        assert_eq!(cache.inner.lock().unwrap().ids_held, SearchCache::MAX_IDS);
+        // Too many matches to hold: answered, never cached.
+        cache.put(key("huge"), 0, ids(big + 1));
+        assert!(cache.get(&key("huge"), 0).is_none());
+    }
 }

@@ -426,6 +426,87 @@ async fn team_ordering_and_pagination_keep_search_in_links() {
     assert_eq!(by_email.body["results"].as_array().unwrap().len(), 6);
 }
 
+/// A search's matches are cached (`store::team::SearchCache`) against the
+/// team's version: every change, through the API or straight to the
+/// database as another instance would make it, is seen by the next search.
+#[tokio::test]
+async fn team_search_sees_every_change_to_the_team() {
+    let app = TestApp::spawn().await;
+    let (_, token, _) = app.active_user("admin@example.com", "Admin").await;
+    let ann = add(&app, &token, "a@x.org", "Ann", "Adams").await;
+    let bob = add(&app, &token, "b@x.org", "Bob", "Adams").await;
+    add(&app, &token, "c@x.org", "Cy", "Other").await;
+    let search = |q: &'static str| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            let reply = app
+                .get(&format!("/api/myTeams/?search={q}"), Some(&token))
+                .await;
+            assert_eq!(reply.status, 200, "{}", reply.text);
+            (reply.body["count"].as_i64().unwrap(), emails(&reply))
+        }
+    };
+    let adams = "adams&ordering=last_name";
+    assert_eq!(
+        search(adams).await,
+        (2, vec!["a@x.org".into(), "b@x.org".into()])
+    );
+    // The same search again, answered from the cache.
+    assert_eq!(
+        search(adams).await,
+        (2, vec!["a@x.org".into(), "b@x.org".into()])
+    );
+
+    // Added through the API.
+    add(&app, &token, "d@x.org", "Dee", "Adams").await;
+    assert_eq!(search(adams).await.0, 3);
+    // Renamed by another writer: no longer a match, and the order moves.
+    app.scalar_i64("UPDATE users SET last_name = 'Brown' WHERE email = 'b@x.org' RETURNING id")
+        .await;
+    app.scalar_i64("UPDATE users SET last_name = 'Aadams' WHERE email = 'd@x.org' RETURNING id")
+        .await;
+    assert_eq!(
+        search(adams).await,
+        (2, vec!["d@x.org".into(), "a@x.org".into()])
+    );
+    let second = app
+        .get(
+            "/api/myTeams/?search=adams&ordering=last_name&page_size=1&page=2",
+            Some(&token),
+        )
+        .await;
+    assert_eq!(
+        (second.body["count"].as_i64(), emails(&second)),
+        (Some(2), vec!["a@x.org".to_string()])
+    );
+    // Renamed through the API.
+    let reply = app
+        .patch(
+            &format!("/api/myTeams/{bob}/"),
+            Some(&token),
+            json!({"last_name": "Adams"}),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(search(adams).await.0, 3);
+    // Deleted through the API.
+    let reply = app
+        .delete(&format!("/api/myTeams/{ann}/"), Some(&token), None)
+        .await;
+    assert_eq!(reply.status, 204, "{}", reply.text);
+    assert_eq!(
+        search(adams).await,
+        (2, vec!["d@x.org".into(), "b@x.org".into()])
+    );
+    // No longer a team role, then deleted, by another writer.
+    app.scalar_i64("UPDATE users SET role = 'client' WHERE email = 'd@x.org' RETURNING id")
+        .await;
+    assert_eq!(search(adams).await, (1, vec!["b@x.org".into()]));
+    app.scalar_i64("DELETE FROM users WHERE email = 'b@x.org' RETURNING id")
+        .await;
+    assert_eq!(search(adams).await, (0, vec![]));
+}
+
 #[tokio::test]
 async fn seed_demo_builds_an_organisation_the_admin_can_browse() {
     let app = TestApp::spawn().await;
