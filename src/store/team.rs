@@ -239,6 +239,13 @@ async fn search(
     if let Some(ids) = cache.get(&key, version) {
         return Ok(ids);
     }
+    // One request collects a search's matches; others asking for the same
+    // search meanwhile wait for its answer instead of all collecting them
+    // at once (32 at once on a cold cache made p99 0.4 s at 1,000,000).
+    let _flight = cache.fly(&key).await;
+    if let Some(ids) = cache.get(&key, version) {
+        return Ok(ids);
+    }
     let pg = tx.is_postgres();
     let order_by = query::order_by(order.iter().map(|(o, desc)| (o.sort_key(pg), *desc)), "id");
     let mut extra = String::new();
@@ -252,7 +259,7 @@ async fn search(
     sql.push(&format!(") SELECT id FROM m{order_by}"));
     let rows: Vec<(i64,)> = query::fetch_all(tx, &sql).await?;
     let ids: Arc<[i64]> = rows.into_iter().map(|(id,)| id).collect();
-    cache.put(key, version, ids.clone());
+    cache.put(key.clone(), version, ids.clone());
     Ok(ids)
 }
 
@@ -285,6 +292,34 @@ struct SearchKey {
 #[derive(Debug, Default)]
 pub struct SearchCache {
     inner: Mutex<CacheInner>,
+    /// One lock per search being collected (see [`SearchCache::fly`]).
+    flights: Mutex<HashMap<SearchKey, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// The right to collect one search's matches, held until dropped.
+struct Flight<'a> {
+    cache: &'a SearchCache,
+    key: &'a SearchKey,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        let mut flights = lock(&self.cache.flights);
+        self.guard.take();
+        // Nobody else holds or waits for this lock (clones are only made
+        // under `flights`): forget it.
+        if flights
+            .get(self.key)
+            .is_some_and(|gate| Arc::strong_count(gate) == 1)
+        {
+            flights.remove(self.key);
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[derive(Debug, Default)]
@@ -302,8 +337,25 @@ impl SearchCache {
     const MAX_IDS_PER_SEARCH: usize = Self::MAX_IDS / 4;
     const MAX_ENTRIES: usize = 512;
 
+    /// Waits until no other request is collecting this search.
+    async fn fly<'a>(&'a self, key: &'a SearchKey) -> Flight<'a> {
+        let gate = {
+            let mut flights = lock(&self.flights);
+            // Locks left by requests cancelled while waiting go here.
+            if flights.len() > Self::MAX_ENTRIES {
+                flights.retain(|_, gate| Arc::strong_count(gate) > 1);
+            }
+            flights.entry(key.clone()).or_default().clone()
+        };
+        Flight {
+            cache: self,
+            key,
+            guard: Some(gate.lock_owned().await),
+        }
+    }
+
     fn get(&self, key: &SearchKey, version: i64) -> Option<Arc<[i64]>> {
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let inner = lock(&self.inner);
         match inner.entries.get(key) {
             Some((v, ids)) if *v == version => Some(ids.clone()),
             _ => None,
@@ -314,7 +366,7 @@ impl SearchCache {
         if ids.len() > Self::MAX_IDS_PER_SEARCH {
             return;
         }
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = lock(&self.inner);
         let inner = &mut *inner;
         match inner.entries.get_mut(&key) {
             // A slower request that read an older version keeps out of the
@@ -371,6 +423,23 @@ mod tests {
         assert_eq!(cache.get(&key("ann"), 4).map(|i| i.len()), Some(3));
     }
 
+    #[tokio::test]
+    async fn one_request_at_a_time_collects_a_search() {
+        let cache = SearchCache::default();
+        let (ann, bob) = (key("ann"), key("bob"));
+        let first = cache.fly(&ann).await;
+        // Another search is not held up.
+        drop(cache.fly(&bob).await);
+        let second = cache.fly(&ann);
+        tokio::pin!(second);
+        let waited =
+            tokio::time::timeout(std::time::Duration::from_millis(50), second.as_mut()).await;
+        assert!(waited.is_err(), "the same search must wait");
+        drop(first);
+        drop(second.await);
+        assert!(lock(&cache.flights).is_empty());
+    }
+
     #[test]
     fn the_oldest_entries_go_when_the_ids_exceed_the_bound() {
         let cache = SearchCache::default();
@@ -382,7 +451,7 @@ mod tests {
         for (i, term) in ["a2", "a3", "a4", "a5"].iter().enumerate() {
             assert!(cache.get(&key(term), i as i64 + 1).is_some(), "{term}");
         }
-        assert_eq!(cache.inner.lock().unwrap().ids_held, SearchCache::MAX_IDS);
+        assert_eq!(lock(&cache.inner).ids_held, SearchCache::MAX_IDS);
         // Too many matches to hold: answered, never cached.
         cache.put(key("huge"), 0, ids(big + 1));
         assert!(cache.get(&key("huge"), 0).is_none());
