@@ -5,15 +5,18 @@
 -- used only while nothing it depends on has changed, whichever instance
 -- made the change. No foreign key: the deletes cascading from an
 -- organisation's deletion still count after its row is gone.
+-- A version is never used twice, even after the database is restored from
+-- a backup under running instances: each change takes the current time in
+-- microseconds, or one more than the last version if that is later.
 CREATE TABLE team_versions (
     organization_id BIGINT PRIMARY KEY,
     version BIGINT NOT NULL
 );
 INSERT INTO team_versions (organization_id, version)
-    SELECT DISTINCT organization_id, 1 FROM users WHERE organization_id IS NOT NULL;
+    SELECT DISTINCT organization_id, (extract(epoch FROM clock_timestamp()) * 1000000)::BIGINT FROM users WHERE organization_id IS NOT NULL;
 CREATE FUNCTION team_versions_bump(org BIGINT) RETURNS void LANGUAGE sql AS $$
-    INSERT INTO team_versions (organization_id, version) VALUES (org, 1)
-    ON CONFLICT (organization_id) DO UPDATE SET version = team_versions.version + 1;
+    INSERT INTO team_versions (organization_id, version) VALUES (org, (extract(epoch FROM clock_timestamp()) * 1000000)::BIGINT)
+    ON CONFLICT (organization_id) DO UPDATE SET version = GREATEST(team_versions.version + 1, excluded.version);
 $$;
 CREATE FUNCTION team_versions_track() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

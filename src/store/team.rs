@@ -263,8 +263,8 @@ async fn search(
     Ok(ids)
 }
 
-/// How many changes the organisation's team has seen (`team_versions`,
-/// counted by triggers; 0 before the first).
+/// The organisation's team version (`team_versions`: a new one, never
+/// used before, on every change, set by triggers; 0 before the first).
 async fn team_version(tx: &mut Tx, org: i64) -> StoreResult<i64> {
     const SQL: &str = "SELECT version FROM team_versions WHERE organization_id = $1";
     let version: Option<i64> = on_tx!(tx, |c| sqlx::query_scalar(SQL)

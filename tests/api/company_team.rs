@@ -457,8 +457,13 @@ async fn team_search_sees_every_change_to_the_team() {
         (2, vec!["a@x.org".into(), "b@x.org".into()])
     );
 
-    // Added through the API.
+    // Added through the API. Versions are times in microseconds (so a
+    // restored backup cannot repeat one), and every change moves them on.
+    let version = || app.scalar_i64("SELECT MAX(version) FROM team_versions");
+    let before = version().await;
+    assert!(before > 1_700_000_000_000_000, "{before}");
     add(&app, &token, "d@x.org", "Dee", "Adams").await;
+    assert!(version().await > before);
     assert_eq!(search(adams).await.0, 3);
     // Renamed by another writer: no longer a match, and the order moves.
     app.scalar_i64("UPDATE users SET last_name = 'Brown' WHERE email = 'b@x.org' RETURNING id")
