@@ -97,6 +97,11 @@ pub async fn update(
     Ok(())
 }
 
+/// The team list's ` ORDER BY` (see [`query::order_by`]).
+fn order_clause(order: &[(MemberOrder, bool)], pg: bool) -> String {
+    query::order_by(order.iter().map(|(o, desc)| (o.sort_key(pg), *desc)), "id")
+}
+
 /// The ids (and `extra` columns) of every matching member: organisation,
 /// team roles, and each search term matching first name, last name or email.
 fn matching(sql: &mut Sql, org: i64, terms: &[String], pg: bool, extra: &str) {
@@ -183,7 +188,7 @@ pub async fn list(
     offset: i64,
 ) -> StoreResult<Vec<MemberRow>> {
     let pg = tx.is_postgres();
-    let order_by = query::order_by(order.iter().map(|(o, desc)| (o.sort_key(pg), *desc)), "id");
+    let order_by = order_clause(order, pg);
     let mut sql = Sql::default();
     if terms.is_empty() {
         sql.push(&format!("SELECT {COLUMNS}, ("));
@@ -247,7 +252,7 @@ async fn search(
         return Ok(ids);
     }
     let pg = tx.is_postgres();
-    let order_by = query::order_by(order.iter().map(|(o, desc)| (o.sort_key(pg), *desc)), "id");
+    let order_by = order_clause(order, pg);
     let mut extra = String::new();
     for (o, _) in order {
         if *o != MemberOrder::Id && !extra.contains(o.column()) {
