@@ -16,6 +16,17 @@ pub struct BlobRow {
     pub checksum: String,
     pub created_at: i64,
 }
+crate::reader_row!(BlobRow {
+    id,
+    storage_key,
+    organization_id,
+    owner_id,
+    filename,
+    content_type,
+    byte_size,
+    checksum,
+    created_at
+});
 
 const COLUMNS: &str = "id, storage_key, organization_id, owner_id, filename, content_type, \
      byte_size, checksum, created_at";

@@ -1,7 +1,7 @@
 //! Coach profiles, their areas, certifications and education, the vetting
 //! history, and the reference data the coach surface looks up.
 
-use super::query::{Arg, Sql, fetch_all, fetch_count};
+use super::query::{Arg, Sql, fetch_all, fetch_int};
 use super::{StoreResult, Tx, on_tx};
 
 /// A coach: the user's own columns and their profile.
@@ -33,6 +33,33 @@ pub struct CoachRow {
     pub vetting_created_at: i64,
     pub vetting_updated_at: i64,
 }
+crate::reader_row!(CoachRow {
+    id,
+    email,
+    first_name,
+    last_name,
+    role,
+    organization_id,
+    date_of_birth,
+    avatar_blob_id,
+    alias,
+    introduction,
+    website,
+    instagram_id,
+    twitter_id,
+    about_you,
+    business_name,
+    business_logo_blob_id,
+    coach_since,
+    coach_location,
+    coach_experience,
+    mother_tongue_id,
+    coaching_language_id,
+    vetting_status,
+    approved,
+    vetting_created_at,
+    vetting_updated_at
+});
 
 const COACH_SELECT: &str = "SELECT u.id, u.email, u.first_name, u.last_name, u.role, \
      u.organization_id, u.date_of_birth, u.avatar_blob_id, p.alias, p.introduction, p.website, \
@@ -98,7 +125,7 @@ pub async fn count(tx: &mut Tx, status: Option<&str>) -> StoreResult<i64> {
     let mut sql =
         Sql::new("SELECT COUNT(*) FROM coach_profiles p JOIN users u ON u.id = p.user_id");
     coach_filter(&mut sql, status);
-    fetch_count(tx, &sql).await
+    fetch_int(tx, &sql).await
 }
 
 /// One page of coaches in id order.
@@ -216,6 +243,12 @@ pub struct AreaRow {
     pub name: String,
     pub category_id: i64,
 }
+crate::reader_row!(AreaRow {
+    id,
+    alias,
+    name,
+    category_id
+});
 
 /// The areas of each of `user_ids`, as (user id, area) in area id order.
 pub async fn areas_of(tx: &mut Tx, user_ids: &[i64]) -> StoreResult<Vec<(i64, AreaRow)>> {
@@ -227,6 +260,13 @@ pub async fn areas_of(tx: &mut Tx, user_ids: &[i64]) -> StoreResult<Vec<(i64, Ar
         name: String,
         category_id: i64,
     }
+    crate::reader_row!(Row {
+        user_id,
+        id,
+        alias,
+        name,
+        category_id
+    });
     let mut sql = Sql::new(
         "SELECT ca.user_id, a.id, a.alias, a.name, a.category_id FROM coach_areas ca \
          JOIN areas a ON a.id = ca.area_id WHERE ca.user_id IN ",
@@ -350,6 +390,14 @@ pub struct CertificationRow {
     pub issue_date: Option<String>,
     pub attachment_blob_id: Option<i64>,
 }
+crate::reader_row!(CertificationRow {
+    id,
+    user_id,
+    name,
+    issue_institution,
+    issue_date,
+    attachment_blob_id
+});
 
 const CERT_COLUMNS: &str = "id, user_id, name, issue_institution, issue_date, attachment_blob_id";
 
@@ -440,6 +488,14 @@ pub struct EducationRow {
     pub start_date: Option<String>,
     pub end_date: Option<String>,
 }
+crate::reader_row!(EducationRow {
+    id,
+    user_id,
+    school_name,
+    degree,
+    start_date,
+    end_date
+});
 
 const EDU_COLUMNS: &str = "id, user_id, school_name, degree, start_date, end_date";
 
@@ -540,6 +596,14 @@ pub struct VettingEventRow {
     pub actor_id: Option<i64>,
     pub created_at: i64,
 }
+crate::reader_row!(VettingEventRow {
+    id,
+    from_status,
+    to_status,
+    reason,
+    actor_id,
+    created_at
+});
 
 pub async fn insert_vetting_event(
     tx: &mut Tx,

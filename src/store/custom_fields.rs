@@ -14,6 +14,15 @@ pub struct FieldRow {
     pub required: bool,
     pub created_at: i64,
 }
+crate::reader_row!(FieldRow {
+    id,
+    slug,
+    label,
+    field_type,
+    options,
+    required,
+    created_at
+});
 
 const COLUMNS: &str = "id, slug, label, field_type, options, required, created_at";
 
@@ -69,6 +78,11 @@ pub struct ValueRow {
     pub field_id: i64,
     pub value: String,
 }
+crate::reader_row!(ValueRow {
+    user_id,
+    field_id,
+    value
+});
 
 /// Every stored value of these users, in one query.
 pub async fn values_of(tx: &mut Tx, user_ids: &[i64]) -> StoreResult<Vec<ValueRow>> {

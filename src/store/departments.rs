@@ -16,6 +16,15 @@ pub struct DepartmentRow {
     #[sqlx(default)]
     pub total: Option<i64>,
 }
+crate::reader_row!(DepartmentRow {
+    id,
+    organization_id,
+    name,
+    added_by,
+    created_at,
+    updated_at,
+    total
+});
 
 const COLUMNS: &str = "id, organization_id, name, added_by, created_at, updated_at";
 
@@ -152,7 +161,7 @@ fn counted(sql: &mut Sql, org: i64, terms: &[String]) {
 pub async fn count(tx: &mut Tx, org: i64, terms: &[String]) -> StoreResult<i64> {
     let mut sql = Sql::default();
     counted(&mut sql, org, terms);
-    query::fetch_count(tx, &sql).await
+    query::fetch_int(tx, &sql).await
 }
 
 /// One page of the organisation's departments, each row carrying the

@@ -32,7 +32,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
 
-pub use sqlite_reader::SqliteReader;
+pub use sqlite_reader::{ReaderRow, SqliteReader};
 pub use write_queue::WriteQueue;
 
 /// Errors of the storage layer. The domain maps them to its own error type.
@@ -212,14 +212,29 @@ pub enum Handle<DB: sqlx::Database> {
     Transaction(sqlx::Transaction<'static, DB>),
     /// A SQLite write transaction, holding its writer's turn until it ends.
     Write(sqlx::Transaction<'static, DB>, write_queue::WriteTurn),
-    Autocommit(sqlx::pool::PoolConnection<DB>),
+    /// No transaction: statements the reader can answer go there, and a
+    /// pooled connection is taken only when one cannot (see
+    /// [`Db::autocommit`]).
+    Autocommit {
+        pool: sqlx::Pool<DB>,
+        conn: Option<sqlx::pool::PoolConnection<DB>>,
+        reader: Option<Arc<SqliteReader>>,
+    },
 }
 
 impl<DB: sqlx::Database> Handle<DB> {
-    pub fn conn(&mut self) -> &mut DB::Connection {
+    /// The connection statements run on (for autocommit, taken from the
+    /// pool at the first statement that needs one).
+    pub async fn conn(&mut self) -> Result<&mut DB::Connection, sqlx::Error> {
         match self {
-            Handle::Transaction(t) | Handle::Write(t, _) => t,
-            Handle::Autocommit(c) => c,
+            Handle::Transaction(t) | Handle::Write(t, _) => Ok(t),
+            Handle::Autocommit { pool, conn, .. } => {
+                if conn.is_none() {
+                    *conn = Some(pool.acquire().await?);
+                }
+                conn.as_deref_mut()
+                    .ok_or_else(|| sqlx::Error::Protocol("no pooled connection".into()))
+            }
         }
     }
 
@@ -228,7 +243,7 @@ impl<DB: sqlx::Database> Handle<DB> {
             Handle::Transaction(t) => t.commit().await,
             // The next writer's turn comes once this one has committed.
             Handle::Write(t, _turn) => t.commit().await,
-            Handle::Autocommit(_) => Ok(()),
+            Handle::Autocommit { .. } => Ok(()),
         }
     }
 }
@@ -240,11 +255,11 @@ macro_rules! on_tx {
     ($tx:expr, |$conn:ident| $body:expr) => {
         match $tx {
             $crate::store::Tx::Sqlite(t) => {
-                let $conn = t.conn();
+                let $conn = t.conn().await?;
                 $body
             }
             $crate::store::Tx::Postgres(t) => {
-                let $conn = t.conn();
+                let $conn = t.conn().await?;
                 $body
             }
         }
@@ -348,6 +363,13 @@ impl Db {
     /// COMMIT round trips of [`Db::begin`]. Anything that writes, or reads
     /// what must agree, takes a transaction.
     ///
+    /// On SQLite the statements of [`query::fetch_all`] and
+    /// [`query::fetch_int`] go to the [`SqliteReader`] first, on the
+    /// request's thread; a pooled connection is taken only for one the
+    /// reader cannot answer. A pooled connection costs two hand-offs to its
+    /// worker thread even for one statement (the statement, and the ping
+    /// sqlx sends when it goes back to the pool).
+    ///
     /// SQLite only, for now: on PostgreSQL these reads keep their
     /// transaction. With autocommit there, the fault stage's check that
     /// killing every pooled connection costs clients nothing failed twice in
@@ -355,7 +377,11 @@ impl Db {
     /// understood PostgreSQL keeps the behaviour that check has passed with.
     pub async fn autocommit(&self) -> StoreResult<Tx> {
         Ok(match self {
-            Db::Sqlite(pool, ..) => Tx::Sqlite(Handle::Autocommit(pool.acquire().await?)),
+            Db::Sqlite(pool, reader, _) => Tx::Sqlite(Handle::Autocommit {
+                pool: pool.clone(),
+                conn: None,
+                reader: reader.clone(),
+            }),
             Db::Postgres(pool) => Tx::Postgres(Handle::Transaction(pool.begin().await?)),
         })
     }
@@ -445,6 +471,14 @@ impl Db {
 impl Tx {
     pub fn is_postgres(&self) -> bool {
         matches!(self, Tx::Postgres(_))
+    }
+
+    /// The SQLite reader, for a statement outside a transaction.
+    pub fn reader(&self) -> Option<&SqliteReader> {
+        match self {
+            Tx::Sqlite(Handle::Autocommit { reader, .. }) => reader.as_deref(),
+            _ => None,
+        }
     }
 
     pub async fn commit(self) -> StoreResult<()> {

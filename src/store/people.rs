@@ -17,6 +17,15 @@ pub struct PersonRow {
     /// When the user was created, or joined the program.
     pub created_at: i64,
 }
+crate::reader_row!(PersonRow {
+    id,
+    first_name,
+    last_name,
+    email,
+    timezone,
+    role,
+    created_at
+});
 
 /// Filters of a people list; `None` means not filtered.
 #[derive(Debug, Default, Clone)]
@@ -99,7 +108,7 @@ pub async fn count(
         text: format!("SELECT COUNT(*){}", f.text),
         args: f.args,
     };
-    query::fetch_count(tx, &sql).await
+    query::fetch_int(tx, &sql).await
 }
 
 pub async fn list(

@@ -1,7 +1,7 @@
 //! Worker profiles: the profile row with its user's contact columns,
 //! licences, attached documents, sub-records and the activity log.
 
-use super::query::{Arg, Sql, fetch_all, fetch_count};
+use super::query::{Arg, Sql, fetch_all, fetch_int};
 use super::{StoreResult, Tx, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -23,6 +23,24 @@ pub struct ProfileRow {
     pub last_sign_in_at: Option<i64>,
     pub user_updated_at: i64,
 }
+crate::reader_row!(ProfileRow {
+    id,
+    user_id,
+    organization_id,
+    first_name,
+    last_name,
+    postcode,
+    english_level,
+    contact_phone_number,
+    birth_date,
+    start_date,
+    bio,
+    version,
+    email,
+    phone,
+    last_sign_in_at,
+    user_updated_at
+});
 
 const SELECT: &str = "SELECT p.id, p.user_id, p.organization_id, p.first_name, p.last_name, \
      p.postcode, p.english_level, p.contact_phone_number, p.birth_date, p.start_date, p.bio, \
@@ -76,7 +94,7 @@ pub async fn lock(tx: &mut Tx, id: i64) -> StoreResult<()> {
     if let Tx::Postgres(t) = tx {
         sqlx::query("SELECT id FROM worker_profiles WHERE id = $1 FOR UPDATE")
             .bind(id)
-            .execute(t.conn())
+            .execute(t.conn().await?)
             .await?;
     }
     Ok(())
@@ -138,7 +156,7 @@ pub async fn count(tx: &mut Tx, f: &ProfileFilter) -> StoreResult<i64> {
     } else {
         "SELECT COUNT(*) FROM worker_profiles p"
     };
-    fetch_count(tx, &filtered(select, f)).await
+    fetch_int(tx, &filtered(select, f)).await
 }
 
 pub async fn list(
@@ -263,6 +281,16 @@ pub struct DocumentRow {
     pub byte_size: i64,
     pub checksum: String,
 }
+crate::reader_row!(DocumentRow {
+    id,
+    profile_id,
+    kind,
+    blob_id,
+    filename,
+    content_type,
+    byte_size,
+    checksum
+});
 
 const DOCUMENT_SELECT: &str = "SELECT d.id, d.profile_id, d.kind, d.blob_id, b.filename, \
      b.content_type, b.byte_size, b.checksum FROM profile_documents d \
@@ -338,6 +366,14 @@ pub struct RecordRow {
     pub actor_id: Option<i64>,
     pub created_at: i64,
 }
+crate::reader_row!(RecordRow {
+    id,
+    profile_id,
+    kind,
+    data,
+    actor_id,
+    created_at
+});
 
 pub async fn records_of(tx: &mut Tx, ids: &[i64]) -> StoreResult<Vec<RecordRow>> {
     let mut sql = Sql::new(
@@ -397,6 +433,14 @@ pub struct ActivityRow {
     pub actor_id: Option<i64>,
     pub created_at: i64,
 }
+crate::reader_row!(ActivityRow {
+    id,
+    profile_id,
+    action,
+    changes,
+    actor_id,
+    created_at
+});
 
 pub async fn insert_activity(
     tx: &mut Tx,

@@ -9,6 +9,11 @@ pub struct ProgramRow {
     pub name: String,
     pub created_at: i64,
 }
+crate::reader_row!(ProgramRow {
+    id,
+    name,
+    created_at
+});
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProgramSort {
@@ -49,7 +54,7 @@ fn from_where(org: i64, ids: Option<&[i64]>) -> Sql {
 
 pub async fn count(tx: &mut Tx, org: i64, ids: Option<&[i64]>) -> StoreResult<i64> {
     let f = from_where(org, ids);
-    query::fetch_count(
+    query::fetch_int(
         tx,
         &Sql {
             text: format!("SELECT COUNT(*){}", f.text),

@@ -2,7 +2,7 @@
 //! text is assembled from fixed fragments chosen by whitelisted enums, and
 //! every user value is a bound `$N` argument.
 
-use super::{StoreResult, Tx, on_tx};
+use super::{ReaderRow, StoreResult, Tx, on_tx};
 
 /// A value bound to a `$N` placeholder.
 #[derive(Debug, Clone)]
@@ -11,6 +11,18 @@ pub enum Arg {
     Text(String),
     Bool(bool),
     Null,
+}
+
+impl rusqlite::ToSql for Arg {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+        Ok(match self {
+            Arg::Int(v) => ToSqlOutput::Owned(Value::Integer(*v)),
+            Arg::Text(v) => ToSqlOutput::Borrowed(ValueRef::Text(v.as_bytes())),
+            Arg::Bool(v) => ToSqlOutput::Owned(Value::Integer(i64::from(*v))),
+            Arg::Null => ToSqlOutput::Owned(Value::Null),
+        })
+    }
 }
 
 /// SQL text and its arguments, in placeholder order.
@@ -107,13 +119,19 @@ macro_rules! bind_all {
     }};
 }
 
+/// Every row of `sql`. A statement outside a transaction on SQLite goes to
+/// the [`super::SqliteReader`] first (see [`super::Db::autocommit`]).
 pub async fn fetch_all<T>(tx: &mut Tx, sql: &Sql) -> StoreResult<Vec<T>>
 where
-    T: Send
+    T: ReaderRow
+        + Send
         + Unpin
         + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
         + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
 {
+    if let Some(rows) = tx.reader().and_then(|r| r.query_all(&sql.text, &sql.args)) {
+        return Ok(rows);
+    }
     let text = sqlx::AssertSqlSafe(sql.text.clone());
     Ok(on_tx!(tx, |c| bind_all!(
         sqlx::query_as::<_, T>(text),
@@ -131,7 +149,15 @@ pub async fn execute(tx: &mut Tx, sql: &Sql) -> StoreResult<u64> {
         .rows_affected()))
 }
 
-pub async fn fetch_count(tx: &mut Tx, sql: &Sql) -> StoreResult<i64> {
+/// The one integer `sql` answers (a count, a version), as [`fetch_all`].
+pub async fn fetch_int(tx: &mut Tx, sql: &Sql) -> StoreResult<i64> {
+    if let Some(row) = tx
+        .reader()
+        .and_then(|r| r.query_all::<(i64,)>(&sql.text, &sql.args))
+        .and_then(|rows| rows.into_iter().next())
+    {
+        return Ok(row.0);
+    }
     let text = sqlx::AssertSqlSafe(sql.text.clone());
     Ok(on_tx!(tx, |c| bind_all!(
         sqlx::query_scalar::<_, i64>(text),

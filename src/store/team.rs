@@ -23,6 +23,19 @@ pub struct MemberRow {
     #[sqlx(default)]
     pub total: Option<i64>,
 }
+crate::reader_row!(MemberRow {
+    id,
+    email,
+    first_name,
+    last_name,
+    role,
+    organization_id,
+    department_id,
+    added_by,
+    created_at,
+    updated_at,
+    total
+});
 
 const COLUMNS: &str = "u.id, u.email, u.first_name, u.last_name, u.role, u.organization_id, \
      u.department_id, u.added_by, u.created_at, u.updated_at";
@@ -170,7 +183,7 @@ pub async fn count(
     }
     let mut sql = Sql::default();
     team_size(&mut sql, org, tx.is_postgres());
-    query::fetch_count(tx, &sql).await
+    query::fetch_int(tx, &sql).await
 }
 
 /// One page of the organisation's team. The page's ids are chosen first,
@@ -271,12 +284,10 @@ async fn search(
 /// The organisation's team version (`team_versions`: a new one, never
 /// used before, on every change, set by triggers; 0 before the first).
 async fn team_version(tx: &mut Tx, org: i64) -> StoreResult<i64> {
-    const SQL: &str = "SELECT version FROM team_versions WHERE organization_id = $1";
-    let version: Option<i64> = on_tx!(tx, |c| sqlx::query_scalar(SQL)
-        .bind(org)
-        .fetch_optional(c)
-        .await?);
-    Ok(version.unwrap_or(0))
+    let mut sql =
+        Sql::new("SELECT COALESCE((SELECT version FROM team_versions WHERE organization_id = ");
+    sql.bind(Arg::Int(org)).push("), 0)");
+    query::fetch_int(tx, &sql).await
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
