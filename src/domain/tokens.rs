@@ -5,7 +5,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
-use serde_json::{Map, Value, json};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::store::users::UserRow;
@@ -38,12 +38,126 @@ pub struct Claims {
     pub version: i64,
 }
 
+/// HS256 only, no leeway, `exp` required, `nbf` checked, no audience.
+fn jwt_validation() -> Validation {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.leeway = 0;
+    // Not before: a token dated in the future is not valid yet.
+    validation.validate_nbf = true;
+    validation.validate_aud = false;
+    validation.set_required_spec_claims(&["exp"]);
+    validation
+}
+
+/// The claims of a token as sent, before they are checked: read straight
+/// into fields (a `serde_json` map cost an allocation per claim, on every
+/// authenticated request). Other claims are ignored.
+#[derive(Clone, serde::Deserialize)]
+struct SentClaims {
+    token_type: Option<Sent>,
+    jti: Option<Sent>,
+    user_id: Option<Sent>,
+    exp: Option<Sent>,
+    nbf: Option<Sent>,
+    iat: Option<Sent>,
+    ver: Option<Sent>,
+}
+
+/// One claim's value: a number (`None` when it is not an integer that fits
+/// an i64, as `serde_json::Value::as_i64`), a string, or anything else.
+#[derive(Clone, Debug, PartialEq)]
+enum Sent {
+    Number(Option<i64>),
+    Text(String),
+    Other,
+}
+
+impl Sent {
+    fn is_number(&self) -> bool {
+        matches!(self, Sent::Number(_))
+    }
+
+    fn into_i64(self) -> Option<i64> {
+        match self {
+            Sent::Number(n) => n,
+            _ => None,
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Sent {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(SentVisitor)
+    }
+}
+
+struct SentVisitor;
+
+impl<'de> serde::de::Visitor<'de> for SentVisitor {
+    type Value = Sent;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Sent, E> {
+        Ok(Sent::Number(Some(v)))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Sent, E> {
+        Ok(Sent::Number(i64::try_from(v).ok()))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Sent, E> {
+        Ok(Sent::Number(None))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Sent, E> {
+        Ok(Sent::Text(v.to_string()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Sent, E> {
+        Ok(Sent::Text(v))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Sent, E> {
+        Ok(Sent::Other)
+    }
+
+    fn visit_unit<E>(self) -> Result<Sent, E> {
+        Ok(Sent::Other)
+    }
+
+    fn visit_none<E>(self) -> Result<Sent, E> {
+        Ok(Sent::Other)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Sent, D::Error> {
+        d.deserialize_any(SentVisitor)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Sent, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Sent::Other)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Sent, A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(Sent::Other)
+    }
+}
+
 /// Keys derived from the one secret.
 #[derive(Clone)]
 pub struct Keys {
     secret: Vec<u8>,
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// Built once: it holds sets of claim names, allocated on every build.
+    validation: Validation,
 }
 
 impl Keys {
@@ -52,6 +166,7 @@ impl Keys {
             secret: secret.as_bytes().to_vec(),
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             decoding: DecodingKey::from_secret(secret.as_bytes()),
+            validation: jwt_validation(),
         }
     }
 
@@ -82,56 +197,51 @@ impl Keys {
     /// Verifies signature and expiry and reads the claims. The error is
     /// SimpleJWT's message for the failure. `expected` checks the type.
     pub fn verify_jwt(&self, token: &str, expected: Option<TokenType>) -> Result<Claims, String> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 0;
-        // Not before: a token dated in the future is not valid yet.
-        validation.validate_nbf = true;
-        validation.validate_aud = false;
-        validation.set_required_spec_claims(&["exp"]);
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &validation)
+        let data = jsonwebtoken::decode::<SentClaims>(token, &self.decoding, &self.validation)
             .map_err(|e| match e.kind() {
-            ErrorKind::ExpiredSignature => "Token is expired".to_string(),
-            ErrorKind::MissingRequiredClaim(c) if c == "exp" => {
-                "Token has no 'exp' claim".to_string()
-            }
-            _ => "Token is invalid".to_string(),
-        })?;
+                ErrorKind::ExpiredSignature => "Token is expired".to_string(),
+                ErrorKind::MissingRequiredClaim(c) if c == "exp" => {
+                    "Token has no 'exp' claim".to_string()
+                }
+                _ => "Token is invalid".to_string(),
+            })?;
         let claims = data.claims;
         // Time claims must be numbers; a string is not "absent" (the
         // CVE-2026-25537 class of bug), it is invalid.
-        if ["exp", "nbf", "iat"]
+        if [&claims.exp, &claims.nbf, &claims.iat]
             .iter()
-            .any(|c| claims.get(*c).is_some_and(|v| !v.is_number()))
+            .any(|c| c.as_ref().is_some_and(|v| !v.is_number()))
         {
             return Err("Token is invalid".into());
         }
-        let token_type = match claims.get("token_type").and_then(Value::as_str) {
-            Some(t) => t.to_string(),
-            None => return Err("Token has no type".into()),
+        let token_type = match claims.token_type {
+            Some(Sent::Text(t)) => t,
+            _ => return Err("Token has no type".into()),
         };
         if let Some(kind) = expected
             && token_type != kind.as_str()
         {
             return Err("Token has wrong type".into());
         }
-        let jti = match claims.get("jti").and_then(Value::as_str) {
-            Some(j) if !j.is_empty() => j.to_string(),
+        let jti = match claims.jti {
+            Some(Sent::Text(j)) if !j.is_empty() => j,
             _ => return Err("Token has no id".into()),
         };
         // SimpleJWT >= 5.5.1 emits the user id as a string, older ones as an int.
-        let user_id = match claims.get("user_id") {
-            Some(Value::String(s)) => s.parse().ok(),
-            Some(Value::Number(n)) => n.as_i64(),
+        let user_id = match claims.user_id {
+            Some(Sent::Text(s)) => s.parse().ok(),
+            Some(Sent::Number(n)) => n,
             _ => None,
         }
         .ok_or_else(|| "Token contained no recognizable user identification".to_string())?;
+        let int = |c: Option<Sent>| c.and_then(Sent::into_i64).unwrap_or(0);
         Ok(Claims {
             token_type,
             jti,
             user_id,
-            exp: claims.get("exp").and_then(Value::as_i64).unwrap_or(0),
-            iat: claims.get("iat").and_then(Value::as_i64).unwrap_or(0),
-            version: claims.get("ver").and_then(Value::as_i64).unwrap_or(0),
+            exp: int(claims.exp),
+            iat: int(claims.iat),
+            version: int(claims.ver),
         })
     }
 
@@ -355,6 +465,67 @@ mod tests {
         );
         let other = Keys::new("z".repeat(40).as_str());
         assert_eq!(other.verify_jwt(&t, None).unwrap_err(), "Token is invalid");
+    }
+
+    fn signed(keys: &Keys, claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding).unwrap()
+    }
+
+    #[test]
+    fn claims_of_every_json_type_are_read_or_refused_like_simplejwt() {
+        let keys = Keys::new("k".repeat(40).as_str());
+        let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 60;
+        // An old SimpleJWT's integer user id; no `ver` reads as 0; claims
+        // Roster does not know, of any type, are ignored.
+        let t = signed(
+            &keys,
+            json!({"token_type": "access", "exp": exp, "jti": "j", "user_id": 9,
+                   "extra": {"a": [1, 2, {"b": null}]}, "flag": true, "n": 1.5}),
+        );
+        let c = keys.verify_jwt(&t, Some(TokenType::Access)).unwrap();
+        assert_eq!((c.user_id, c.version, c.exp), (9, 0, exp));
+        // A time claim that is not a number is invalid, not absent.
+        for claim in ["nbf", "iat"] {
+            let mut claims =
+                json!({"token_type": "access", "exp": exp, "jti": "j", "user_id": "9"});
+            claims[claim] = json!("0");
+            let t = signed(&keys, claims);
+            assert_eq!(keys.verify_jwt(&t, None).unwrap_err(), "Token is invalid");
+        }
+        let refused = [
+            (
+                json!({"exp": exp, "jti": "j", "user_id": "9"}),
+                "Token has no type",
+            ),
+            (
+                json!({"token_type": 1, "exp": exp, "jti": "j", "user_id": "9"}),
+                "Token has no type",
+            ),
+            (
+                json!({"token_type": "access", "exp": exp, "jti": "", "user_id": "9"}),
+                "Token has no id",
+            ),
+            (
+                json!({"token_type": "access", "exp": exp, "jti": ["j"], "user_id": "9"}),
+                "Token has no id",
+            ),
+            (
+                json!({"token_type": "access", "exp": exp, "jti": "j", "user_id": "nine"}),
+                "Token contained no recognizable user identification",
+            ),
+            (
+                json!({"token_type": "access", "exp": exp, "jti": "j", "user_id": {"id": 9}}),
+                "Token contained no recognizable user identification",
+            ),
+            (
+                json!({"token_type": "access", "exp": exp, "jti": "j", "user_id": 9.5}),
+                "Token contained no recognizable user identification",
+            ),
+        ];
+        for (claims, message) in refused {
+            let t = signed(&keys, claims.clone());
+            assert_eq!(keys.verify_jwt(&t, None).unwrap_err(), message, "{claims}");
+        }
     }
 
     #[test]

@@ -168,15 +168,24 @@ pub fn api() -> Api {
 }
 
 /// Djoser's user object (`UserSerializer`).
-pub fn user_json(u: &UserRow) -> Value {
-    let role = Role::parse(&u.role).map(Role::title).unwrap_or("");
-    json!({
-        "id": u.id,
-        "email": u.email,
-        "first_name": u.first_name,
-        "last_name": u.last_name,
-        "role": role,
-    })
+pub fn user_json(u: &UserRow) -> UserBody<'_> {
+    UserBody {
+        id: u.id,
+        email: &u.email,
+        first_name: &u.first_name,
+        last_name: &u.last_name,
+        role: Role::parse(&u.role).map(Role::title).unwrap_or(""),
+    }
+}
+
+/// A user as Djoser's `UserSerializer` renders it.
+#[derive(serde::Serialize)]
+pub struct UserBody<'a> {
+    id: i64,
+    email: &'a str,
+    first_name: &'a str,
+    last_name: &'a str,
+    role: &'static str,
 }
 
 const NAME_MAX: usize = 150;

@@ -4,7 +4,8 @@
 
 use axum::extract::{OriginalUri, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 
 use super::api::{Api, Dialect, Doc, doc, drf_page, email, object, page_number, r, string, text};
 use super::drf::{Authed, Data, DrfResult, Fields, json_status, missing, no_content, path_id};
@@ -153,15 +154,26 @@ pub fn api() -> Api {
 
 // ---------------------------------------------------------------- departments
 
-fn department_json(d: &DepartmentRow) -> Value {
-    json!({
-        "id": d.id,
-        "name": d.name,
-        "company": d.organization_id,
-        "created_at": iso8601(d.created_at),
-        "updated_at": iso8601(d.updated_at),
-        "added_by": d.added_by,
-    })
+/// A department as the seed renders it.
+#[derive(Serialize)]
+struct DepartmentBody<'a> {
+    id: i64,
+    name: &'a str,
+    company: i64,
+    created_at: String,
+    updated_at: String,
+    added_by: Option<i64>,
+}
+
+fn department_json(d: &DepartmentRow) -> DepartmentBody<'_> {
+    DepartmentBody {
+        id: d.id,
+        name: &d.name,
+        company: d.organization_id,
+        created_at: iso8601(d.created_at),
+        updated_at: iso8601(d.updated_at),
+        added_by: d.added_by,
+    }
 }
 
 fn department_order(name: &str) -> Option<DepartmentOrder> {
@@ -276,19 +288,34 @@ fn role_title(role: &str) -> &'static str {
     Role::parse(role).map(Role::title).unwrap_or("")
 }
 
-fn member_json(m: &MemberRow) -> Value {
-    json!({
-        "id": m.id,
-        "email": m.email,
-        "first_name": m.first_name,
-        "last_name": m.last_name,
-        "role": role_title(&m.role),
-        "company": m.organization_id,
-        "department": m.department_id,
-        "created_at": iso8601(m.created_at),
-        "updated_at": iso8601(m.updated_at),
-        "added_by": m.added_by,
-    })
+/// A team member as the seed renders it.
+#[derive(Serialize)]
+struct MemberBody<'a> {
+    id: i64,
+    email: &'a str,
+    first_name: &'a str,
+    last_name: &'a str,
+    role: &'static str,
+    company: Option<i64>,
+    department: Option<i64>,
+    created_at: String,
+    updated_at: String,
+    added_by: Option<i64>,
+}
+
+fn member_json(m: &MemberRow) -> MemberBody<'_> {
+    MemberBody {
+        id: m.id,
+        email: &m.email,
+        first_name: &m.first_name,
+        last_name: &m.last_name,
+        role: role_title(&m.role),
+        company: m.organization_id,
+        department: m.department_id,
+        created_at: iso8601(m.created_at),
+        updated_at: iso8601(m.updated_at),
+        added_by: m.added_by,
+    }
 }
 
 fn member_order(name: &str) -> Option<MemberOrder> {

@@ -711,8 +711,8 @@ pub fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-pub fn json_status(status: StatusCode, body: Value) -> Response {
-    (status, axum::Json(body)).into_response()
+pub fn json_status(status: StatusCode, body: impl serde::Serialize) -> Response {
+    super::json_response(status, &body)
 }
 
 /// A field that `Fields::finish` accepted cannot be missing; answer 500

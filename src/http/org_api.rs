@@ -180,7 +180,7 @@ fn secs(micros: i64) -> i64 {
 }
 
 fn ok(status: StatusCode, body: Value) -> Response {
-    (status, axum::Json(body)).into_response()
+    super::json_response(status, &body)
 }
 
 /// The User resource, plus `role`, `created_at` and `info` where given.

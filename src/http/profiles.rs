@@ -414,7 +414,7 @@ async fn list(
             .map(|p| profile_json(&state, p))
             .collect(),
     );
-    Ok((StatusCode::OK, axum::Json(body)).into_response())
+    Ok(super::json_response(StatusCode::OK, &body))
 }
 
 async fn respond_show(

@@ -297,7 +297,7 @@ pub fn if_match(headers: &HeaderMap) -> Option<String> {
 
 /// A JSON response carrying the resource's ETag (and Rails' cache header).
 pub fn with_etag(status: StatusCode, body: Value, etag: &str) -> Response {
-    let mut response = (status, axum::Json(body)).into_response();
+    let mut response = super::json_response(status, &body);
     tag(&mut response, etag);
     response
 }

@@ -1,5 +1,6 @@
 //! API keys for the organisation API; only a SHA-256 of each key is kept.
 
+use super::query::{self, Arg, Sql};
 use super::{Db, StoreResult, Tx, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -12,6 +13,15 @@ pub struct ApiKeyRow {
     pub created_at: i64,
     pub last_used_at: Option<i64>,
 }
+crate::reader_row!(ApiKeyRow {
+    id,
+    organization_id,
+    user_id,
+    name,
+    prefix,
+    created_at,
+    last_used_at,
+});
 
 const COLUMNS: &str = "id, organization_id, user_id, name, prefix, created_at, last_used_at";
 
@@ -67,35 +77,17 @@ pub async fn revoke(tx: &mut Tx, organization_id: i64, id: i64, now: i64) -> Sto
 
 /// The live key with this hash.
 pub async fn find_by_hash(tx: &mut Tx, key_hash: &str) -> StoreResult<Option<ApiKeyRow>> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"
-    ));
-    Ok(on_tx!(tx, |c| sqlx::query_as(sql)
-        .bind(key_hash)
-        .fetch_optional(c)
-        .await?))
+    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM api_keys WHERE key_hash = "));
+    sql.bind(Arg::Text(key_hash.to_string()))
+        .push(" AND revoked_at IS NULL");
+    Ok(query::fetch_all(tx, &sql).await?.pop())
 }
 
 /// [`find_by_hash`] for the credential check of every request made with a
-/// key: on SQLite a lookup on this thread (see [`super::SqliteReader`]).
+/// key, outside a transaction: on SQLite a read on this thread (see
+/// [`Db::autocommit`]).
 pub async fn find_by_hash_for_auth(db: &Db, key_hash: &str) -> StoreResult<Option<ApiKeyRow>> {
-    let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL");
-    let from_row = |row: &rusqlite::Row<'_>| {
-        Ok(ApiKeyRow {
-            id: row.get(0)?,
-            organization_id: row.get(1)?,
-            user_id: row.get(2)?,
-            name: row.get(3)?,
-            prefix: row.get(4)?,
-            created_at: row.get(5)?,
-            last_used_at: row.get(6)?,
-        })
-    };
-    if let Some(found) = db.read_now(&sql, [key_hash], from_row) {
-        return Ok(found);
-    }
-    let mut conn = db.autocommit().await?;
-    find_by_hash(&mut conn, key_hash).await
+    find_by_hash(&mut db.autocommit().await?, key_hash).await
 }
 
 pub async fn touch(tx: &mut Tx, id: i64, now: i64) -> StoreResult<()> {

@@ -382,23 +382,9 @@ impl Db {
                 conn: None,
                 reader: reader.clone(),
             }),
-            Db::Postgres(pool) => Tx::Postgres(Handle::Transaction(pool.begin().await?)),
+            // Boxed, as the drivers' futures in `query::fetch_all`.
+            Db::Postgres(pool) => Tx::Postgres(Handle::Transaction(Box::pin(pool.begin()).await?)),
         })
-    }
-
-    /// A single-row lookup on SQLite's [`SqliteReader`], on this thread.
-    /// `None` on PostgreSQL, for an in-memory database, or when SQLite could
-    /// not answer at once: the caller then asks the pool.
-    pub fn read_now<T>(
-        &self,
-        sql: &str,
-        params: impl rusqlite::Params,
-        map: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-    ) -> Option<Option<T>> {
-        match self {
-            Db::Sqlite(_, Some(reader), _) => reader.query_row(sql, params, map),
-            _ => None,
-        }
     }
 
     /// A transaction that will write. On SQLite the writer first waits for

@@ -65,7 +65,8 @@ impl Sql {
     pub fn bind(&mut self, arg: Arg) -> &mut Self {
         self.args.push(arg);
         let n = self.args.len();
-        self.text.push_str(&format!("${n}"));
+        // Written in place: `format!` would allocate a string per argument.
+        let _ = std::fmt::Write::write_fmt(&mut self.text, format_args!("${n}"));
         self
     }
 }
@@ -132,6 +133,19 @@ where
     if let Some(rows) = tx.reader().and_then(|r| r.query_all(&sql.text, &sql.args)) {
         return Ok(rows);
     }
+    // Boxed: the drivers' futures are large, and every caller's future
+    // (a request's, to the top) would carry them even when the reader
+    // answers, and be copied at each move.
+    Box::pin(fetch_all_on_connection(tx, sql)).await
+}
+
+async fn fetch_all_on_connection<T>(tx: &mut Tx, sql: &Sql) -> StoreResult<Vec<T>>
+where
+    T: Send
+        + Unpin
+        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+{
     let text = sqlx::AssertSqlSafe(sql.text.clone());
     Ok(on_tx!(tx, |c| bind_all!(
         sqlx::query_as::<_, T>(text),
@@ -158,6 +172,10 @@ pub async fn fetch_int(tx: &mut Tx, sql: &Sql) -> StoreResult<i64> {
     {
         return Ok(row.0);
     }
+    Box::pin(fetch_int_on_connection(tx, sql)).await
+}
+
+async fn fetch_int_on_connection(tx: &mut Tx, sql: &Sql) -> StoreResult<i64> {
     let text = sqlx::AssertSqlSafe(sql.text.clone());
     Ok(on_tx!(tx, |c| bind_all!(
         sqlx::query_scalar::<_, i64>(text),

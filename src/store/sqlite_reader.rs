@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use rusqlite::config::DbConfig;
 use rusqlite::types::FromSql;
-use rusqlite::{Connection, OpenFlags, Params, Row, Statement};
+use rusqlite::{Connection, OpenFlags, Row, Statement};
 
 use super::query::Arg;
 
@@ -92,24 +92,6 @@ impl SqliteReader {
             Some(move || counted.fetch_add(1, Ordering::Relaxed) >= STEP_BUDGET),
         )?;
         Ok(ReaderConnection { conn, checks })
-    }
-
-    /// Runs `sql` (one row at most) and maps the row with `map`. `None`
-    /// when SQLite could not answer at once: the caller asks the pool.
-    pub fn query_row<T>(
-        &self,
-        sql: &str,
-        params: impl Params,
-        map: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
-    ) -> Option<Option<T>> {
-        self.with_connection(|conn| {
-            let mut statement = conn.prepare_cached(sql)?;
-            let mut rows = statement.query(params)?;
-            match rows.next()? {
-                Some(row) => Ok(Some(map(row)?)),
-                None => Ok(None),
-            }
-        })
     }
 
     /// Runs `sql`, whose `$N` placeholders take `args[N - 1]`, and maps
@@ -202,7 +184,13 @@ macro_rules! reader_row {
     ($row:ident { $($field:ident),* $(,)? }) => {
         impl $crate::store::ReaderRow for $row {
             fn columns(statement: &rusqlite::Statement<'_>) -> Vec<Option<usize>> {
-                vec![$(statement.column_index(stringify!($field)).ok()),*]
+                [$(stringify!($field)),*]
+                    .iter()
+                    .enumerate()
+                    .map(|(position, name)| {
+                        $crate::store::sqlite_reader::column_index(statement, position, name)
+                    })
+                    .collect()
             }
 
             fn from_reader_row(
@@ -221,6 +209,16 @@ macro_rules! reader_row {
             }
         }
     };
+}
+
+/// Where the column `name` is: at `position` when the statement selects
+/// the columns in the struct's order (the usual case, one comparison), else
+/// wherever it is (rusqlite compares it with every column's name).
+pub fn column_index(statement: &Statement<'_>, position: usize, name: &str) -> Option<usize> {
+    if statement.column_name(position).is_ok_and(|n| n == name) {
+        return Some(position);
+    }
+    statement.column_index(name).ok()
 }
 
 /// The value of a column found at `index` (see [`reader_row!`]).
@@ -313,7 +311,9 @@ mod tests {
     }
 
     fn name_of(reader: &SqliteReader, id: i64) -> Option<Option<String>> {
-        reader.query_row("SELECT name FROM t WHERE id = $1", [id], |r| r.get(0))
+        let rows =
+            reader.query_all::<(String,)>("SELECT name FROM t WHERE id = $1", &[Arg::Int(id)])?;
+        Some(rows.into_iter().next().map(|(name,)| name))
     }
 
     #[test]
@@ -339,7 +339,7 @@ mod tests {
         let dir = TempDir::new();
         let (path, writer) = temp_database(&dir);
         let reader = SqliteReader::new(path);
-        let wrote = reader.query_row("DELETE FROM t RETURNING id", [], |r| r.get::<_, i64>(0));
+        let wrote = reader.query_all::<(i64,)>("DELETE FROM t RETURNING id", &[]);
         assert_eq!(wrote, None);
         let left: i64 = writer
             .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))

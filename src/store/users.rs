@@ -1,5 +1,6 @@
 //! Users.
 
+use super::query::{self, Arg, Sql};
 use super::{Db, StoreResult, Tx, on_tx};
 
 /// A user as stored.
@@ -21,6 +22,23 @@ pub struct UserRow {
     pub created_at: i64,
     pub updated_at: i64,
 }
+crate::reader_row!(UserRow {
+    id,
+    email,
+    password,
+    first_name,
+    last_name,
+    role,
+    organization_id,
+    added_by,
+    is_active,
+    timezone,
+    token_version,
+    last_login,
+    last_sign_in_at,
+    created_at,
+    updated_at,
+});
 
 const COLUMNS: &str = "id, email, password, first_name, last_name, role, organization_id, \
      added_by, is_active, timezone, token_version, last_login, last_sign_in_at, created_at, updated_at";
@@ -73,46 +91,16 @@ pub async fn set_organization(tx: &mut Tx, id: i64, organization_id: i64) -> Sto
 }
 
 pub async fn find_by_id(tx: &mut Tx, id: i64) -> StoreResult<Option<UserRow>> {
-    let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
-    let sql = sqlx::AssertSqlSafe(sql);
-    Ok(on_tx!(tx, |c| sqlx::query_as(sql)
-        .bind(id)
-        .fetch_optional(c)
-        .await?))
+    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM users WHERE id = "));
+    sql.bind(Arg::Int(id));
+    Ok(query::fetch_all(tx, &sql).await?.pop())
 }
 
-/// [`find_by_id`] for the credential check of every authenticated request:
-/// on SQLite a lookup on this thread (see [`super::SqliteReader`]), else a
-/// pooled connection without a transaction (on PostgreSQL, a transaction).
+/// [`find_by_id`] for the credential check of every authenticated request,
+/// outside a transaction: on SQLite a read on this thread (see
+/// [`Db::autocommit`]).
 pub async fn find_by_id_for_auth(db: &Db, id: i64) -> StoreResult<Option<UserRow>> {
-    let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
-    if let Some(found) = db.read_now(&sql, [id], user_from_row) {
-        return Ok(found);
-    }
-    let mut conn = db.autocommit().await?;
-    find_by_id(&mut conn, id).await
-}
-
-/// A row of `SELECT {COLUMNS}` read by the SQLite reader, column by column
-/// in the order of [`COLUMNS`] (sqlx's `FromRow` reads the others by name).
-fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
-    Ok(UserRow {
-        id: row.get(0)?,
-        email: row.get(1)?,
-        password: row.get(2)?,
-        first_name: row.get(3)?,
-        last_name: row.get(4)?,
-        role: row.get(5)?,
-        organization_id: row.get(6)?,
-        added_by: row.get(7)?,
-        is_active: row.get(8)?,
-        timezone: row.get(9)?,
-        token_version: row.get(10)?,
-        last_login: row.get(11)?,
-        last_sign_in_at: row.get(12)?,
-        created_at: row.get(13)?,
-        updated_at: row.get(14)?,
-    })
+    find_by_id(&mut db.autocommit().await?, id).await
 }
 
 pub async fn find_by_email_key(tx: &mut Tx, email_key: &str) -> StoreResult<Option<UserRow>> {

@@ -297,8 +297,10 @@ async fn the_credential_check_falls_back_to_the_pool() {
     std::fs::write(&junk, vec![7u8; 8192]).unwrap();
     let reader = roster::store::SqliteReader::new(junk);
     assert_eq!(
-        reader.query_row("SELECT id FROM users WHERE id = $1", [id], |r| r
-            .get::<_, i64>(0)),
+        reader.query_all::<(i64,)>(
+            "SELECT id FROM users WHERE id = $1",
+            &[roster::store::query::Arg::Int(id)]
+        ),
         None
     );
     let db = roster::store::Db::Sqlite(
