@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore};
 
@@ -55,7 +56,10 @@ impl AppState {
             db,
             files: FileStore::from_config(&config)?,
             keys: Arc::new(Keys::new(secret_key)),
-            hasher: Hasher::new(config.password_hash_concurrency),
+            hasher: Hasher::new(
+                config.password_hash_concurrency,
+                Duration::from_secs(config.password_hash_wait_secs),
+            ),
             passwords: Arc::new(PasswordPolicy::from_config(&config)),
             config: Arc::new(config),
             outbox_wakeup: Arc::new(Notify::new()),

@@ -51,6 +51,8 @@ pub struct Config {
     pub password_check_common: bool,
     pub password_check_similarity: bool,
     pub password_hash_concurrency: usize,
+    /// Seconds a request waits for its password hash before a 503.
+    pub password_hash_wait_secs: u64,
     pub header_read_timeout_secs: u64,
     /// A request body may pause at most `body_idle_timeout_secs` between
     /// pieces, and after that long must average `body_min_rate` bytes a
@@ -126,6 +128,7 @@ impl Default for Config {
             password_hash_concurrency: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
+            password_hash_wait_secs: 2,
             header_read_timeout_secs: 10,
             body_idle_timeout_secs: 10,
             body_min_rate: 1024,
@@ -321,6 +324,11 @@ const SETTINGS: &[Setting] = &[
         secret: false,
     },
     Setting {
+        env: "ROSTER_PASSWORD_HASH_WAIT",
+        key: "password_hash_wait",
+        secret: false,
+    },
+    Setting {
         env: "ROSTER_HEADER_READ_TIMEOUT",
         key: "header_read_timeout",
         secret: false,
@@ -502,6 +510,7 @@ impl Config {
             "password_hash_concurrency" => {
                 self.password_hash_concurrency = num::<usize>(key, value)?.max(1)
             }
+            "password_hash_wait" => self.password_hash_wait_secs = num::<u64>(key, value)?.max(1),
             "header_read_timeout" => self.header_read_timeout_secs = num(key, value)?,
             "body_idle_timeout" => self.body_idle_timeout_secs = num::<u64>(key, value)?.max(1),
             "body_min_rate" => self.body_min_rate = num(key, value)?,
@@ -620,6 +629,7 @@ impl Config {
                 "password_check_common" => self.password_check_common.to_string(),
                 "password_check_similarity" => self.password_check_similarity.to_string(),
                 "password_hash_concurrency" => self.password_hash_concurrency.to_string(),
+                "password_hash_wait" => self.password_hash_wait_secs.to_string(),
                 "header_read_timeout" => self.header_read_timeout_secs.to_string(),
                 "body_idle_timeout" => self.body_idle_timeout_secs.to_string(),
                 "body_min_rate" => self.body_min_rate.to_string(),

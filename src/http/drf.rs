@@ -143,7 +143,7 @@ impl IntoResponse for DrfError {
                     detail(StatusCode::PRECONDITION_FAILED, "Precondition failed.")
                 }
                 Error::Unavailable(reason) => {
-                    tracing::warn!(error = %reason, "database unavailable");
+                    tracing::warn!(error = %reason, "unavailable");
                     extra.push((header::RETRY_AFTER, HeaderValue::from_static("5")));
                     detail(
                         StatusCode::SERVICE_UNAVAILABLE,

@@ -100,7 +100,7 @@ impl IntoResponse for LaravelError {
                     json!({"message": "Precondition Failed"}),
                 ),
                 Error::Unavailable(reason) => {
-                    tracing::warn!(error = %reason, "database unavailable");
+                    tracing::warn!(error = %reason, "unavailable");
                     retry_after = Some(5);
                     (
                         StatusCode::SERVICE_UNAVAILABLE,

@@ -96,7 +96,7 @@ impl IntoResponse for RailsError {
                     json!({"error": "The profile has changed since it was read (If-Match does not match)"}),
                 ),
                 Error::Unavailable(reason) => {
-                    tracing::warn!(error = %reason, "database unavailable");
+                    tracing::warn!(error = %reason, "unavailable");
                     extra.push((header::RETRY_AFTER, HeaderValue::from_static("5")));
                     (
                         StatusCode::SERVICE_UNAVAILABLE,

@@ -104,6 +104,9 @@ impl TestApp {
             public_url: "http://testserver".into(),
             outbox_poll_secs: 1,
             password_hash_concurrency: 2,
+            // Many test servers share the machine, and hashing yields to all
+            // of them: a login may wait well past the production limit.
+            password_hash_wait_secs: 60,
             ..Config::default()
         };
         adjust(&mut config);
