@@ -125,6 +125,11 @@ impl Role {
             Role::Staff => "Staff",
         }
     }
+
+    /// The title of a stored role; empty for a value that is not a role.
+    pub fn title_of(stored: &str) -> &'static str {
+        Role::parse(stored).map(Role::title).unwrap_or("")
+    }
 }
 
 /// The case-insensitive identity of an email address (what uniqueness and

@@ -188,6 +188,16 @@ enum Job {
     Verify(String, String, tokio::sync::oneshot::Sender<bool>),
 }
 
+impl Job {
+    /// Its request stopped waiting for the answer.
+    fn abandoned(&self) -> bool {
+        match self {
+            Job::Hash(_, reply) => reply.is_closed(),
+            Job::Verify(_, _, reply) => reply.is_closed(),
+        }
+    }
+}
+
 /// The stored value of a user who cannot log in with a password.
 pub const UNUSABLE_PASSWORD: &str = "!";
 
@@ -213,8 +223,7 @@ impl Hasher {
                         match job {
                             // Given up on by its request (past the wait limit):
                             // hashing it now would only delay the next one.
-                            Ok(Job::Hash(_, reply)) if reply.is_closed() => {}
-                            Ok(Job::Verify(_, _, reply)) if reply.is_closed() => {}
+                            Ok(job) if job.abandoned() => {}
                             Ok(Job::Hash(pw, reply)) => {
                                 let _ = reply.send(counters.run(|| hash_now(&pw, &mut memory)));
                             }

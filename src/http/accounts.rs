@@ -174,7 +174,7 @@ pub fn user_json(u: &UserRow) -> UserBody<'_> {
         email: &u.email,
         first_name: &u.first_name,
         last_name: &u.last_name,
-        role: Role::parse(&u.role).map(Role::title).unwrap_or(""),
+        role: Role::title_of(&u.role),
     }
 }
 

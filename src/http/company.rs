@@ -284,10 +284,6 @@ async fn delete_department(
 
 // ---------------------------------------------------------------- team members
 
-fn role_title(role: &str) -> &'static str {
-    Role::parse(role).map(Role::title).unwrap_or("")
-}
-
 /// A team member as the seed renders it.
 #[derive(Serialize)]
 struct MemberBody<'a> {
@@ -309,7 +305,7 @@ fn member_json(m: &MemberRow) -> MemberBody<'_> {
         email: &m.email,
         first_name: &m.first_name,
         last_name: &m.last_name,
-        role: role_title(&m.role),
+        role: Role::title_of(&m.role),
         company: m.organization_id,
         department: m.department_id,
         created_at: iso8601(m.created_at),
@@ -411,7 +407,7 @@ async fn create_member(State(state): State<AppState>, Authed(me): Authed, data: 
     Ok(json_status(
         StatusCode::CREATED,
         json!({"id": row.id, "email": row.email, "first_name": row.first_name, "last_name": row.last_name,
-               "role": role_title(&row.role)}),
+               "role": Role::title_of(&row.role)}),
     ))
 }
 
@@ -481,7 +477,7 @@ async fn change_member(
     Ok(json_status(
         StatusCode::OK,
         json!({"id": row.id, "first_name": row.first_name, "last_name": row.last_name, "email": row.email,
-               "role": role_title(&row.role)}),
+               "role": Role::title_of(&row.role)}),
     ))
 }
 
