@@ -67,7 +67,7 @@ pub async fn backup(state: &AppState, dest: &Path) -> anyhow::Result<BackupSumma
         &crate::store::PoolOptions::new(1),
     )
     .await?;
-    let mut tx = copy.begin().await?;
+    let mut tx = copy.begin_read().await?;
     let keys = crate::store::blobs::all_keys(&mut tx).await?;
     tx.commit().await?;
     copy.close().await;

@@ -40,14 +40,14 @@ fn now_secs() -> i64 {
 
 /// True when no account uses this email (compared case-insensitively).
 pub async fn email_available(state: &AppState, email: &str) -> Result<bool> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.db.begin_read().await?;
     let taken = users::email_key_taken(&mut tx, &super::email_key(email)).await?;
     tx.commit().await?;
     Ok(!taken)
 }
 
 async fn find_by_email(state: &AppState, key: &str) -> Result<Option<UserRow>> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.db.begin_read().await?;
     let user = users::find_by_email_key(&mut tx, key).await?;
     tx.commit().await?;
     Ok(user)

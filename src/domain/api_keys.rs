@@ -43,7 +43,7 @@ pub async fn create(state: &AppState, me: &Principal, name: &str) -> Result<Crea
 
 /// The `create-api-key` command: a key for the admin with this email.
 pub async fn create_for_email(state: &AppState, email: &str, name: &str) -> Result<CreatedKey> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.db.begin_read().await?;
     let user = crate::store::users::find_by_email_key(&mut tx, &super::email_key(email)).await?;
     tx.commit().await?;
     let user = user
@@ -68,7 +68,7 @@ pub async fn create_for_email(state: &AppState, email: &str, name: &str) -> Resu
 
 pub async fn list(state: &AppState, me: &Principal) -> Result<Vec<ApiKeyRow>> {
     let org = me.admin_organization()?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.db.begin_read().await?;
     let rows = api_keys::list(&mut tx, org).await?;
     tx.commit().await?;
     Ok(rows)

@@ -209,7 +209,7 @@ pub async fn ensure_profile(
 /// surface gets one now.
 pub async fn me(state: &AppState, me: &Principal) -> Result<Coach> {
     require_coach(me)?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.db.begin_read().await?;
     if let Some(row) = coach::find(&mut tx, me.id()).await? {
         let coach = assemble_one(&mut tx, row).await?;
         tx.commit().await?;
@@ -683,7 +683,7 @@ pub async fn list_for_staff(
 ) -> Result<Page<Coach>> {
     require_staff(me)?;
     let code = status.map(VettingStatus::code);
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.db.begin_read().await?;
     let count = coach::count(&mut tx, code).await?;
     let (number, last, offset) = locate(count, page, page_size)?;
     let rows = coach::list(&mut tx, code, page_size, offset).await?;
@@ -699,7 +699,7 @@ pub async fn list_for_staff(
 
 pub async fn find_for_staff(state: &AppState, me: &Principal, coach_id: i64) -> Result<Coach> {
     require_staff(me)?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.db.begin_read().await?;
     let coach = load(&mut tx, coach_id).await?;
     tx.commit().await?;
     if coach.row.role != Role::Coach.as_str() {
@@ -715,7 +715,7 @@ pub async fn history(
     coach_id: i64,
 ) -> Result<Vec<coach::VettingEventRow>> {
     require_staff(me)?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.db.begin_read().await?;
     coach::find(&mut tx, coach_id)
         .await?
         .ok_or(Error::NotFound)?;
@@ -742,7 +742,7 @@ pub enum Lookup {
 
 /// One lookup table (the others come back empty).
 pub async fn lookup(state: &AppState, which: Lookup) -> Result<Reference> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.db.begin_read().await?;
     let mut r = Reference {
         areas: Vec::new(),
         categories: Vec::new(),

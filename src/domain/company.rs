@@ -91,7 +91,7 @@ macro_rules! page_of {
                 })
             }
             _ => {
-                let mut tx = $state.db.begin().await?;
+                let mut tx = $state.db.begin_read().await?;
                 let count = {
                     let $ctx = &mut tx;
                     $count.await?
@@ -129,7 +129,7 @@ pub async fn list_departments(
 
 pub async fn find_department(state: &AppState, me: &Principal, id: i64) -> Result<DepartmentRow> {
     let org = me.admin_organization()?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.db.begin_read().await?;
     let row = departments::find(&mut tx, org, id)
         .await?
         .ok_or(Error::NotFound)?;
@@ -194,7 +194,7 @@ pub async fn delete_department(state: &AppState, me: &Principal, id: i64) -> Res
 /// that name one).
 pub async fn department_exists(state: &AppState, me: &Principal, id: i64) -> Result<bool> {
     let org = me.admin_organization()?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.db.begin_read().await?;
     let found = departments::find(&mut tx, org, id).await?.is_some();
     tx.commit().await?;
     Ok(found)
@@ -227,7 +227,7 @@ pub async fn list_team(
 
 pub async fn find_member(state: &AppState, me: &Principal, id: i64) -> Result<MemberRow> {
     let org = me.admin_organization()?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.db.begin_read().await?;
     let row = team::find(&mut tx, org, id).await?.ok_or(Error::NotFound)?;
     tx.commit().await?;
     Ok(row)

@@ -29,7 +29,7 @@ pub async fn enqueue(tx: &mut Tx, email: &Email) -> Result<()> {
 
 /// How many messages wait for delivery.
 pub async fn pending(state: &AppState) -> Result<i64> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.db.begin_read().await?;
     Ok(outbox::pending_count(&mut tx).await?)
 }
 

@@ -34,7 +34,7 @@ pub const FIELD_TYPES: [&str; 5] = ["text", "number", "date", "boolean", "select
 /// The caller and their organisation (`GET /me`).
 pub async fn me(state: &AppState, p: &Principal) -> Result<(UserRow, OrganizationRow)> {
     let org = p.admin_organization()?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.db.begin_read().await?;
     let row = crate::store::organizations::find(&mut tx, org)
         .await?
         .ok_or(Error::NotFound)?;
@@ -67,7 +67,7 @@ pub async fn list_people(
     per_page: i64,
 ) -> Result<PeoplePage> {
     let org = p.admin_organization()?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.db.begin_read().await?;
     let scope = match which {
         People::Team => Scope::Users { roles: &TEAM_ROLES },
         People::Clients => Scope::Users {
@@ -337,7 +337,7 @@ fn number(n: f64) -> Value {
 
 pub async fn list_fields(state: &AppState, p: &Principal) -> Result<Vec<FieldRow>> {
     let org = p.admin_organization()?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.db.begin_read().await?;
     let rows = custom_fields::list(&mut tx, org).await?;
     tx.commit().await?;
     Ok(rows)
@@ -405,7 +405,7 @@ pub async fn list_programs(
     per_page: i64,
 ) -> Result<ProgramPage> {
     let org = p.admin_organization()?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.db.begin_read().await?;
     let total = programs::count(&mut tx, org, ids).await?;
     let rows = programs::list(&mut tx, org, ids, sort, per_page, (page - 1) * per_page).await?;
     tx.commit().await?;
@@ -490,7 +490,7 @@ pub async fn remove_program_member(
 /// Whether `id` names a program of the caller's organisation.
 pub async fn program_exists(state: &AppState, p: &Principal, id: i64) -> Result<bool> {
     let org = p.admin_organization()?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.db.begin_read().await?;
     let found = programs::find(&mut tx, org, id).await?.is_some();
     tx.commit().await?;
     Ok(found)

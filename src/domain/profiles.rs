@@ -178,7 +178,7 @@ async fn load(tx: &mut Tx, id: i64) -> Result<Profile> {
 }
 
 pub async fn find(state: &AppState, me: &Principal, target: Target) -> Result<Profile> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.db.begin_read().await?;
     let row = locate(&mut tx, me, target).await?;
     let profile = assemble_one(&mut tx, row).await?;
     tx.commit().await?;
@@ -260,7 +260,7 @@ pub async fn list(state: &AppState, me: &Principal, query: ListQuery) -> Result<
     };
     let per_page = query.per_page.clamp(1, 100);
     let page = query.page.max(1);
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.db.begin_read().await?;
     let total = profiles::count(&mut tx, &filter).await?;
     let offset = (page - 1).saturating_mul(per_page);
     let rows = if offset < total {
@@ -679,7 +679,7 @@ pub async fn remove_document(
 /// Whether the caller may fetch a profile document's blob by its signed
 /// id: staff, the admins of its organisation, and the member it belongs to.
 pub async fn may_read_blob(state: &AppState, me: &Principal, blob_id: i64) -> Result<bool> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.db.begin_read().await?;
     let blob = crate::store::blobs::find(&mut tx, blob_id).await?;
     let holder = profiles::profile_of_blob(&mut tx, blob_id).await?;
     tx.commit().await?;

@@ -40,7 +40,7 @@ pub async fn hit(state: &AppState, bucket: &str, limit: Limit) -> Result<()> {
 /// not count one).
 pub async fn check(state: &AppState, bucket: &str, limit: Limit) -> Result<()> {
     let (start, retry_after) = window(now_micros(), limit.window_secs);
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.db.begin_read().await?;
     let hits = rate_limits::hits(&mut tx, bucket, start).await?;
     tx.commit().await?;
     if hits >= limit.limit as i64 {

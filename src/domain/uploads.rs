@@ -338,7 +338,7 @@ pub struct Download {
 
 pub async fn download(state: &AppState, token: &str) -> Result<Download> {
     let id = verify_download_token(state, token).ok_or(Error::NotFound)?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.db.begin_read().await?;
     let blob = blobs::find(&mut tx, id).await?.ok_or(Error::NotFound)?;
     tx.commit().await?;
     let bytes = state
@@ -383,7 +383,7 @@ pub async fn sweep_orphans(state: &AppState, grace: std::time::Duration) -> Resu
             crate::filestore::remove_stale_part(&state.files, part).await;
             removed += 1;
         }
-        let mut tx = state.db.begin().await?;
+        let mut tx = state.db.begin_read().await?;
         let named = blobs::existing_keys(&mut tx, &keys).await?;
         tx.commit().await?;
         for key in keys.iter().filter(|k| !named.contains(k)) {

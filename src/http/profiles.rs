@@ -619,7 +619,7 @@ async fn blob(
     if !profiles::may_read_blob(&state, &me, id).await? {
         return Err(Error::NotFound.into());
     }
-    let mut tx = state.db.begin().await.map_err(Error::from)?;
+    let mut tx = state.db.begin_read().await.map_err(Error::from)?;
     let found = crate::store::blobs::find(&mut tx, id)
         .await
         .map_err(Error::from)?;

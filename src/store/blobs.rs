@@ -1,7 +1,7 @@
 //! Rows of stored files. The bytes live in the file store under
 //! `storage_key`; a row is inserted only after its bytes are durable.
 
-use super::query::{Arg, Sql, fetch_all};
+use super::query::{Arg, Sql, fetch_all, fetch_optional};
 use super::{StoreResult, Tx, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -64,11 +64,11 @@ pub async fn insert(tx: &mut Tx, b: &NewBlob<'_>) -> StoreResult<i64> {
 }
 
 pub async fn find(tx: &mut Tx, id: i64) -> StoreResult<Option<BlobRow>> {
-    let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM blobs WHERE id = $1"));
-    Ok(on_tx!(tx, |c| sqlx::query_as(sql)
-        .bind(id)
-        .fetch_optional(c)
-        .await?))
+    let sql = Sql::with_args(
+        format!("SELECT {COLUMNS} FROM blobs WHERE id = $1"),
+        vec![Arg::Int(id)],
+    );
+    fetch_optional(tx, &sql).await
 }
 
 /// The rows of `ids` (any order; missing ids are skipped).

@@ -1,7 +1,7 @@
 //! Coach profiles, their areas, certifications and education, the vetting
 //! history, and the reference data the coach surface looks up.
 
-use super::query::{Arg, Sql, fetch_all, fetch_int};
+use super::query::{Arg, Sql, fetch_all, fetch_int, fetch_optional};
 use super::{StoreResult, Tx, on_tx};
 
 /// A coach: the user's own columns and their profile.
@@ -105,11 +105,11 @@ pub async fn alias_owner(tx: &mut Tx, alias: &str) -> StoreResult<Option<i64>> {
 }
 
 pub async fn find(tx: &mut Tx, user_id: i64) -> StoreResult<Option<CoachRow>> {
-    let sql = sqlx::AssertSqlSafe(format!("{COACH_SELECT} WHERE p.user_id = $1"));
-    Ok(on_tx!(tx, |c| sqlx::query_as(sql)
-        .bind(user_id)
-        .fetch_optional(c)
-        .await?))
+    let sql = Sql::with_args(
+        format!("{COACH_SELECT} WHERE p.user_id = $1"),
+        vec![Arg::Int(user_id)],
+    );
+    fetch_optional(tx, &sql).await
 }
 
 /// Coaches (users whose role is coach) with a vetting status, if given.

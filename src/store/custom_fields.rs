@@ -36,13 +36,11 @@ pub struct NewField<'a> {
 }
 
 pub async fn list(tx: &mut Tx, org: i64) -> StoreResult<Vec<FieldRow>> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM custom_fields WHERE organization_id = $1 ORDER BY id"
-    ));
-    Ok(on_tx!(tx, |c| sqlx::query_as(sql)
-        .bind(org)
-        .fetch_all(c)
-        .await?))
+    let sql = Sql::with_args(
+        format!("SELECT {COLUMNS} FROM custom_fields WHERE organization_id = $1 ORDER BY id"),
+        vec![Arg::Int(org)],
+    );
+    query::fetch_all(tx, &sql).await
 }
 
 pub async fn insert(tx: &mut Tx, org: i64, f: &NewField<'_>) -> StoreResult<FieldRow> {

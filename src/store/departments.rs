@@ -72,14 +72,11 @@ pub async fn insert(
 }
 
 pub async fn find(tx: &mut Tx, org: i64, id: i64) -> StoreResult<Option<DepartmentRow>> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM departments WHERE organization_id = $1 AND id = $2"
-    ));
-    Ok(on_tx!(tx, |c| sqlx::query_as(sql)
-        .bind(org)
-        .bind(id)
-        .fetch_optional(c)
-        .await?))
+    let sql = Sql::with_args(
+        format!("SELECT {COLUMNS} FROM departments WHERE organization_id = $1 AND id = $2"),
+        vec![Arg::Int(org), Arg::Int(id)],
+    );
+    query::fetch_optional(tx, &sql).await
 }
 
 /// Whether another department of the organisation has this name key.

@@ -32,7 +32,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
 
-pub use sqlite_reader::{ReaderRow, SqliteReader};
+pub use sqlite_reader::{ReadSnapshot, ReaderRow, SqliteReader};
 pub use write_queue::WriteQueue;
 
 /// Errors of the storage layer. The domain maps them to its own error type.
@@ -220,6 +220,13 @@ pub enum Handle<DB: sqlx::Database> {
         conn: Option<sqlx::pool::PoolConnection<DB>>,
         reader: Option<Arc<SqliteReader>>,
     },
+    /// A read-only transaction on SQLite's reader, or, when the reader
+    /// could not start one, on the pool (see [`Db::begin_read`]).
+    Snapshot {
+        pool: sqlx::Pool<DB>,
+        snapshot: Option<ReadSnapshot>,
+        pooled: Option<sqlx::Transaction<'static, DB>>,
+    },
 }
 
 impl<DB: sqlx::Database> Handle<DB> {
@@ -235,6 +242,28 @@ impl<DB: sqlx::Database> Handle<DB> {
                 conn.as_deref_mut()
                     .ok_or_else(|| sqlx::Error::Protocol("no pooled connection".into()))
             }
+            Handle::Snapshot {
+                pool,
+                snapshot,
+                pooled,
+            } => {
+                if pooled.is_none() {
+                    if let Some(snapshot) = snapshot.take()
+                        && snapshot.started()
+                    {
+                        // The statements so far saw another snapshot than
+                        // the pool will: every statement of a read must be
+                        // one the reader can run (`query::fetch_all`).
+                        debug_assert!(false, "a read left its snapshot for the pool");
+                        tracing::warn!("a read left its SQLite snapshot for the pool");
+                    }
+                    *pooled = Some(pool.begin().await?);
+                }
+                match pooled {
+                    Some(t) => Ok(t),
+                    None => Err(sqlx::Error::Protocol("no pooled transaction".into())),
+                }
+            }
         }
     }
 
@@ -244,6 +273,17 @@ impl<DB: sqlx::Database> Handle<DB> {
             // The next writer's turn comes once this one has committed.
             Handle::Write(t, _turn) => t.commit().await,
             Handle::Autocommit { .. } => Ok(()),
+            Handle::Snapshot {
+                snapshot, pooled, ..
+            } => {
+                if let Some(snapshot) = snapshot {
+                    snapshot.finish();
+                }
+                match pooled {
+                    Some(t) => t.commit().await,
+                    None => Ok(()),
+                }
+            }
         }
     }
 }
@@ -325,7 +365,13 @@ impl Db {
                 .connect_with(opts)
                 .await?;
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-            let reader = (!in_memory).then(|| Arc::new(SqliteReader::new(filename)));
+            let reader = (!in_memory).then(|| {
+                Arc::new(SqliteReader::with_blocking_limit(
+                    filename,
+                    options.max_connections as usize,
+                    options.acquire_timeout,
+                ))
+            });
             Ok(Db::Sqlite(pool, reader, WriteQueue::default()))
         } else {
             Err(StoreError::Other(format!(
@@ -348,10 +394,24 @@ impl Db {
         }
     }
 
-    /// A transaction for reading (and writing, on PostgreSQL).
-    pub async fn begin(&self) -> StoreResult<Tx> {
+    /// A transaction that only reads: its statements agree with each
+    /// other (one snapshot).
+    ///
+    /// On SQLite it runs on the [`SqliteReader`], on the request's thread,
+    /// as a [`ReadSnapshot`]: the statements of [`query::fetch_all`] and
+    /// [`query::fetch_int`] go there, saving the worker-thread hand-offs of
+    /// a pooled connection (BEGIN, each statement, COMMIT, and the ping
+    /// when it goes back). If the reader cannot start the snapshot, or the
+    /// first statement is one it cannot run, the read takes a pooled
+    /// transaction instead. An in-memory database has no reader.
+    pub async fn begin_read(&self) -> StoreResult<Tx> {
         Ok(match self {
-            Db::Sqlite(pool, ..) => Tx::Sqlite(Handle::Transaction(pool.begin().await?)),
+            Db::Sqlite(pool, Some(reader), _) => Tx::Sqlite(Handle::Snapshot {
+                pool: pool.clone(),
+                snapshot: Some(ReadSnapshot::new(reader.clone())),
+                pooled: None,
+            }),
+            Db::Sqlite(pool, None, _) => Tx::Sqlite(Handle::Transaction(pool.begin().await?)),
             Db::Postgres(pool) => Tx::Postgres(Handle::Transaction(pool.begin().await?)),
         })
     }
@@ -459,11 +519,24 @@ impl Tx {
         matches!(self, Tx::Postgres(_))
     }
 
-    /// The SQLite reader, for a statement outside a transaction.
-    pub fn reader(&self) -> Option<&SqliteReader> {
+    /// Every row of `sql` from SQLite's reader, when this is a read it
+    /// serves (outside a transaction, or a [`ReadSnapshot`]) and it can
+    /// answer; `None` sends the statement to a connection.
+    pub async fn read_here<T: ReaderRow + Send + 'static>(
+        &mut self,
+        sql: &query::Sql,
+    ) -> StoreResult<Option<Vec<T>>> {
         match self {
-            Tx::Sqlite(Handle::Autocommit { reader, .. }) => reader.as_deref(),
-            _ => None,
+            Tx::Sqlite(Handle::Autocommit {
+                reader: Some(reader),
+                ..
+            }) => Ok(reader.query_all(&sql.text, &sql.args)),
+            Tx::Sqlite(Handle::Snapshot {
+                snapshot: Some(snapshot),
+                pooled: None,
+                ..
+            }) => snapshot.query_all(sql).await,
+            _ => Ok(None),
         }
     }
 

@@ -1,5 +1,6 @@
 //! Organisations (the seeds' companies).
 
+use super::query::{self, Arg, Sql};
 use super::{StoreResult, Tx, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -10,14 +11,18 @@ pub struct OrganizationRow {
     pub url_home: Option<String>,
     pub created_at: i64,
 }
+crate::reader_row!(OrganizationRow {
+    id,
+    name,
+    subdomain,
+    url_home,
+    created_at
+});
 
 pub async fn find(tx: &mut Tx, id: i64) -> StoreResult<Option<OrganizationRow>> {
     const SQL: &str =
         "SELECT id, name, subdomain, url_home, created_at FROM organizations WHERE id = $1";
-    Ok(on_tx!(tx, |c| sqlx::query_as(SQL)
-        .bind(id)
-        .fetch_optional(c)
-        .await?))
+    query::fetch_optional(tx, &Sql::with_args(SQL, vec![Arg::Int(id)])).await
 }
 
 pub async fn insert(tx: &mut Tx, name: &str, subdomain: &str, now: i64) -> StoreResult<i64> {

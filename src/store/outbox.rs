@@ -1,6 +1,7 @@
 //! The email outbox: messages are rows written in the transaction of the
 //! change that causes them; a worker claims and delivers them.
 
+use super::query;
 use super::{StoreResult, Tx, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -97,5 +98,5 @@ pub async fn mark_failed(
 /// Messages not yet delivered (for tests and the operator).
 pub async fn pending_count(tx: &mut Tx) -> StoreResult<i64> {
     const SQL: &str = "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL";
-    Ok(on_tx!(tx, |c| sqlx::query_scalar(SQL).fetch_one(c).await?))
+    query::fetch_int(tx, &query::Sql::new(SQL)).await
 }

@@ -1,7 +1,7 @@
 //! Worker profiles: the profile row with its user's contact columns,
 //! licences, attached documents, sub-records and the activity log.
 
-use super::query::{Arg, Sql, fetch_all, fetch_int};
+use super::query::{Arg, Sql, fetch_all, fetch_int, fetch_optional};
 use super::{StoreResult, Tx, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -72,19 +72,16 @@ pub async fn ensure(
 }
 
 pub async fn find(tx: &mut Tx, id: i64) -> StoreResult<Option<ProfileRow>> {
-    let sql = sqlx::AssertSqlSafe(format!("{SELECT} WHERE p.id = $1"));
-    Ok(on_tx!(tx, |c| sqlx::query_as(sql)
-        .bind(id)
-        .fetch_optional(c)
-        .await?))
+    let sql = Sql::with_args(format!("{SELECT} WHERE p.id = $1"), vec![Arg::Int(id)]);
+    fetch_optional(tx, &sql).await
 }
 
 pub async fn find_by_user(tx: &mut Tx, user_id: i64) -> StoreResult<Option<ProfileRow>> {
-    let sql = sqlx::AssertSqlSafe(format!("{SELECT} WHERE p.user_id = $1"));
-    Ok(on_tx!(tx, |c| sqlx::query_as(sql)
-        .bind(user_id)
-        .fetch_optional(c)
-        .await?))
+    let sql = Sql::with_args(
+        format!("{SELECT} WHERE p.user_id = $1"),
+        vec![Arg::Int(user_id)],
+    );
+    fetch_optional(tx, &sql).await
 }
 
 /// Holds the profile's row lock until the transaction ends, so concurrent
@@ -487,8 +484,7 @@ pub async fn activities_of(
 pub async fn profile_of_blob(tx: &mut Tx, blob_id: i64) -> StoreResult<Option<i64>> {
     const SQL: &str = "SELECT p.user_id FROM profile_documents d \
          JOIN worker_profiles p ON p.id = d.profile_id WHERE d.blob_id = $1";
-    Ok(on_tx!(tx, |c| sqlx::query_scalar(SQL)
-        .bind(blob_id)
-        .fetch_optional(c)
-        .await?))
+    let holder: Option<(i64,)> =
+        fetch_optional(tx, &Sql::with_args(SQL, vec![Arg::Int(blob_id)])).await?;
+    Ok(holder.map(|(user_id,)| user_id))
 }

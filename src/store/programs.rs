@@ -35,11 +35,7 @@ pub async fn insert(tx: &mut Tx, org: i64, name: &str, now: i64) -> StoreResult<
 pub async fn find(tx: &mut Tx, org: i64, id: i64) -> StoreResult<Option<ProgramRow>> {
     const SQL: &str =
         "SELECT id, name, created_at FROM programs WHERE organization_id = $1 AND id = $2";
-    Ok(on_tx!(tx, |c| sqlx::query_as(SQL)
-        .bind(org)
-        .bind(id)
-        .fetch_optional(c)
-        .await?))
+    query::fetch_optional(tx, &Sql::with_args(SQL, vec![Arg::Int(org), Arg::Int(id)])).await
 }
 
 fn from_where(org: i64, ids: Option<&[i64]>) -> Sql {

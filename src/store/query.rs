@@ -2,7 +2,7 @@
 //! text is assembled from fixed fragments chosen by whitelisted enums, and
 //! every user value is a bound `$N` argument.
 
-use super::{ReaderRow, StoreResult, Tx, on_tx};
+use super::{ReaderRow, StoreError, StoreResult, Tx, on_tx};
 
 /// A value bound to a `$N` placeholder.
 #[derive(Debug, Clone)]
@@ -37,6 +37,14 @@ impl Sql {
         Sql {
             text: text.to_string(),
             args: Vec::new(),
+        }
+    }
+
+    /// `text` with its `$N` placeholders written, and their arguments.
+    pub fn with_args(text: impl Into<String>, args: Vec<Arg>) -> Sql {
+        Sql {
+            text: text.into(),
+            args,
         }
     }
 
@@ -127,10 +135,11 @@ where
     T: ReaderRow
         + Send
         + Unpin
+        + 'static
         + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
         + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
 {
-    if let Some(rows) = tx.reader().and_then(|r| r.query_all(&sql.text, &sql.args)) {
+    if let Some(rows) = tx.read_here(sql).await? {
         return Ok(rows);
     }
     // Boxed: the drivers' futures are large, and every caller's future
@@ -155,6 +164,19 @@ where
     .await?))
 }
 
+/// The first row of `sql`, if any, as [`fetch_all`].
+pub async fn fetch_optional<T>(tx: &mut Tx, sql: &Sql) -> StoreResult<Option<T>>
+where
+    T: ReaderRow
+        + Send
+        + Unpin
+        + 'static
+        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+{
+    Ok(fetch_all(tx, sql).await?.into_iter().next())
+}
+
 pub async fn execute(tx: &mut Tx, sql: &Sql) -> StoreResult<u64> {
     let text = sqlx::AssertSqlSafe(sql.text.clone());
     Ok(on_tx!(tx, |c| bind_all!(sqlx::query(text), &sql.args)
@@ -165,12 +187,11 @@ pub async fn execute(tx: &mut Tx, sql: &Sql) -> StoreResult<u64> {
 
 /// The one integer `sql` answers (a count, a version), as [`fetch_all`].
 pub async fn fetch_int(tx: &mut Tx, sql: &Sql) -> StoreResult<i64> {
-    if let Some(row) = tx
-        .reader()
-        .and_then(|r| r.query_all::<(i64,)>(&sql.text, &sql.args))
-        .and_then(|rows| rows.into_iter().next())
-    {
-        return Ok(row.0);
+    if let Some(rows) = tx.read_here::<(i64,)>(sql).await? {
+        return match rows.first() {
+            Some((n,)) => Ok(*n),
+            None => Err(StoreError::Other("no row where one integer was due".into())),
+        };
     }
     Box::pin(fetch_int_on_connection(tx, sql)).await
 }

@@ -32,7 +32,8 @@ use rusqlite::config::DbConfig;
 use rusqlite::types::FromSql;
 use rusqlite::{Connection, OpenFlags, Row, Statement};
 
-use super::query::Arg;
+use super::query::{Arg, Sql};
+use super::{StoreError, StoreResult};
 
 /// Idle connections kept for reuse. A lookup holds one only while its
 /// statement runs, so the number in use is at most the number of threads
@@ -50,12 +51,62 @@ const STEP_BUDGET: u32 = 200;
 pub struct SqliteReader {
     path: PathBuf,
     idle: Mutex<Vec<ReaderConnection>>,
+    /// Turns for statements of a snapshot that run over the budget on a
+    /// blocking thread, as many as the pool has connections: long reads
+    /// take no more threads and connections than on the pool.
+    blocking: tokio::sync::Semaphore,
+    /// How long such a statement waits for a turn before the read is
+    /// unavailable (the pool's acquire timeout).
+    blocking_wait: std::time::Duration,
 }
 
-/// A connection and the progress handler's count of its current statement.
-struct ReaderConnection {
+/// A connection, and the progress handler's count of its current
+/// statement against the statement's limit.
+pub struct ReaderConnection {
     conn: Connection,
     checks: Arc<AtomicU32>,
+    limit: Arc<AtomicU32>,
+}
+
+impl ReaderConnection {
+    /// Runs `sql`, whose `$N` placeholders take `args[N - 1]`, and maps
+    /// every row, within the step budget.
+    fn query_all<T: ReaderRow>(&self, sql: &str, args: &[Arg]) -> rusqlite::Result<Vec<T>> {
+        self.checks.store(0, Ordering::Relaxed);
+        let mut statement = self.conn.prepare_cached(sql)?;
+        let columns = T::columns(&statement);
+        for index in 1..=statement.parameter_count() {
+            let arg = statement
+                .parameter_name(index)
+                .and_then(|name| name.strip_prefix('$')?.parse::<usize>().ok())
+                .and_then(|n| args.get(n.checked_sub(1)?))
+                .ok_or(rusqlite::Error::InvalidParameterCount(index, args.len()))?;
+            statement.raw_bind_parameter(index, arg)?;
+        }
+        let mut rows = statement.raw_query();
+        let mut mapped = Vec::new();
+        while let Some(row) = rows.next()? {
+            mapped.push(T::from_reader_row(row, &columns)?);
+        }
+        Ok(mapped)
+    }
+
+    /// As [`Self::query_all`] with no step budget: for a thread that may block.
+    fn query_all_unbudgeted<T: ReaderRow>(
+        &self,
+        sql: &str,
+        args: &[Arg],
+    ) -> rusqlite::Result<Vec<T>> {
+        self.limit.store(u32::MAX, Ordering::Relaxed);
+        let answer = self.query_all(sql, args);
+        self.limit.store(STEP_BUDGET, Ordering::Relaxed);
+        answer
+    }
+
+    /// Whether a transaction is open on the connection.
+    fn in_transaction(&self) -> bool {
+        !self.conn.is_autocommit()
+    }
 }
 
 impl std::fmt::Debug for SqliteReader {
@@ -69,9 +120,17 @@ impl std::fmt::Debug for SqliteReader {
 impl SqliteReader {
     /// A reader of the database file at `path` (connections open lazily).
     pub fn new(path: PathBuf) -> Self {
+        Self::with_blocking_limit(path, 4, std::time::Duration::from_secs(3))
+    }
+
+    /// A reader whose snapshots run at most `threads` statements over the
+    /// budget at once, each waiting up to `wait` for its turn.
+    pub fn with_blocking_limit(path: PathBuf, threads: usize, wait: std::time::Duration) -> Self {
         SqliteReader {
             path,
             idle: Mutex::new(Vec::new()),
+            blocking: tokio::sync::Semaphore::new(threads.max(1)),
+            blocking_wait: wait,
         }
     }
 
@@ -86,80 +145,223 @@ impl SqliteReader {
         // As on the pool's connections (see `super::stable_query_plans`).
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         let checks = Arc::new(AtomicU32::new(0));
-        let counted = checks.clone();
+        let limit = Arc::new(AtomicU32::new(STEP_BUDGET));
+        let (counted, limited) = (checks.clone(), limit.clone());
         conn.progress_handler(
             STEPS_PER_CHECK,
-            Some(move || counted.fetch_add(1, Ordering::Relaxed) >= STEP_BUDGET),
+            Some(move || {
+                counted.fetch_add(1, Ordering::Relaxed) >= limited.load(Ordering::Relaxed)
+            }),
         )?;
-        Ok(ReaderConnection { conn, checks })
+        Ok(ReaderConnection {
+            conn,
+            checks,
+            limit,
+        })
     }
 
     /// Runs `sql`, whose `$N` placeholders take `args[N - 1]`, and maps
     /// every row. `None` when SQLite could not answer at once, or not
     /// within the step budget: the caller asks the pool.
     pub fn query_all<T: ReaderRow>(&self, sql: &str, args: &[Arg]) -> Option<Vec<T>> {
-        self.with_connection(|conn| {
-            let mut statement = conn.prepare_cached(sql)?;
-            let columns = T::columns(&statement);
-            for index in 1..=statement.parameter_count() {
-                let arg = statement
-                    .parameter_name(index)
-                    .and_then(|name| name.strip_prefix('$')?.parse::<usize>().ok())
-                    .and_then(|n| args.get(n.checked_sub(1)?))
-                    .ok_or(rusqlite::Error::InvalidParameterCount(index, args.len()))?;
-                statement.raw_bind_parameter(index, arg)?;
-            }
-            let mut rows = statement.raw_query();
-            let mut mapped = Vec::new();
-            while let Some(row) = rows.next()? {
-                mapped.push(T::from_reader_row(row, &columns)?);
-            }
-            Ok(mapped)
-        })
+        let reader = self.take()?;
+        let answer = reader.query_all(sql, args);
+        let keep = keep_after(&answer);
+        if keep {
+            self.give_back(reader);
+        }
+        answer.ok()
     }
 
-    /// Runs `read` on an idle connection (or a new one) with a fresh step
-    /// budget, and puts the connection back unless it failed.
-    fn with_connection<T>(
-        &self,
-        read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-    ) -> Option<T> {
-        let taken = self.idle.lock().ok()?.pop();
-        let reader = match taken {
-            Some(reader) => reader,
-            None => match self.open() {
-                Ok(reader) => reader,
-                Err(e) => {
-                    tracing::debug!(error = %e, "SQLite reader cannot open a connection");
-                    return None;
-                }
-            },
-        };
-        reader.checks.store(0, Ordering::Relaxed);
-        let answer = read(&reader.conn);
-        let keep = match &answer {
-            Ok(_) => true,
-            Err(e) if is_interrupted(e) => {
-                tracing::debug!("SQLite reader out of budget: asking the pool");
-                true
-            }
-            // The connection is dropped: a fresh one next time.
-            Err(e) if is_busy(e) => {
-                tracing::debug!(error = %e, "SQLite reader busy: asking the pool");
-                false
-            }
+    /// An idle connection, or a new one.
+    fn take(&self) -> Option<ReaderConnection> {
+        if let Some(reader) = self.idle.lock().ok()?.pop() {
+            return Some(reader);
+        }
+        match self.open() {
+            Ok(reader) => Some(reader),
             Err(e) => {
-                tracing::warn!(error = %e, "SQLite reader failed: asking the pool");
-                false
+                tracing::debug!(error = %e, "SQLite reader cannot open a connection");
+                None
             }
-        };
-        if keep
-            && let Ok(mut idle) = self.idle.lock()
+        }
+    }
+
+    /// Keeps a connection for reuse (none with a transaction open).
+    fn give_back(&self, reader: ReaderConnection) {
+        if reader.in_transaction() {
+            return;
+        }
+        if let Ok(mut idle) = self.idle.lock()
             && idle.len() < MAX_IDLE
         {
             idle.push(reader);
         }
-        answer.ok()
+    }
+}
+
+/// A read transaction on one reader connection, for a read of several
+/// statements that must agree (a coach and their areas, a page of people
+/// and its count): each statement runs on the request's thread and sees
+/// the snapshot the first one opened, without the hand-offs to a pooled
+/// connection's worker thread (see `Db::begin_read`).
+///
+/// Until a statement has answered, nothing is promised yet: a reader that
+/// cannot answer at once (a lock, an error) gives way, and the caller runs
+/// the whole read on the pool, which waits and retries as ever. After
+/// that, every statement must run here to see the same snapshot: one over
+/// the step budget goes on without it, in the same transaction, on a
+/// blocking thread so the async worker keeps serving other requests.
+pub struct ReadSnapshot {
+    reader: Arc<SqliteReader>,
+    conn: Option<ReaderConnection>,
+    started: bool,
+}
+
+impl ReadSnapshot {
+    pub fn new(reader: Arc<SqliteReader>) -> Self {
+        ReadSnapshot {
+            reader,
+            conn: None,
+            started: false,
+        }
+    }
+
+    /// Whether a statement has answered, fixing the snapshot.
+    pub fn started(&self) -> bool {
+        self.started
+    }
+
+    /// Every row of `sql` in the snapshot. `Ok(None)` only before it has
+    /// started, when the reader cannot answer: the caller asks the pool
+    /// instead, for this statement and the rest of the read.
+    pub async fn query_all<T: ReaderRow + Send + 'static>(
+        &mut self,
+        sql: &Sql,
+    ) -> StoreResult<Option<Vec<T>>> {
+        let conn = match self.conn.take() {
+            Some(conn) => conn,
+            None if self.started => {
+                return Err(StoreError::Unavailable(
+                    "the read's snapshot connection was lost".into(),
+                ));
+            }
+            None => {
+                let Some(conn) = self.reader.take() else {
+                    return Ok(None);
+                };
+                if let Err(e) = conn.conn.execute_batch("BEGIN") {
+                    tracing::debug!(error = %e, "SQLite reader cannot begin: asking the pool");
+                    return Ok(None);
+                }
+                conn
+            }
+        };
+        let (conn, answer) = match conn.query_all(&sql.text, &sql.args) {
+            Err(e) if is_interrupted(&e) => {
+                match Box::pin(without_budget(&self.reader, conn, sql)).await {
+                    Ok(finished) => finished,
+                    Err(_) if !self.started => return Ok(None),
+                    Err(e) => return Err(e),
+                }
+            }
+            answer => (conn, answer),
+        };
+        match answer {
+            Ok(rows) => {
+                self.started = true;
+                self.conn = Some(conn);
+                Ok(Some(rows))
+            }
+            Err(e) if !self.started => {
+                if keep_after::<()>(&Err(e)) {
+                    self.reader.give_back(rolled_back(conn));
+                }
+                Ok(None)
+            }
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    /// Ends the read transaction and keeps the connection for reuse.
+    pub fn finish(mut self) {
+        self.release();
+    }
+
+    fn release(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.reader.give_back(rolled_back(conn));
+        }
+    }
+}
+
+impl Drop for ReadSnapshot {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// Runs `sql` on `conn` with no step budget, on a blocking thread, in
+/// `reader`'s turn. (The connection is dropped, with its snapshot, if it
+/// cannot.)
+async fn without_budget<T: ReaderRow + Send + 'static>(
+    reader: &SqliteReader,
+    conn: ReaderConnection,
+    sql: &Sql,
+) -> StoreResult<(ReaderConnection, rusqlite::Result<Vec<T>>)> {
+    tracing::debug!("SQLite read over budget: finishing it on a blocking thread");
+    let turn = tokio::time::timeout(reader.blocking_wait, reader.blocking.acquire())
+        .await
+        .map_err(|_| StoreError::Unavailable("no turn for a long read".into()))?
+        .map_err(|e| StoreError::Other(e.to_string()))?;
+    let (text, args) = (sql.text.clone(), sql.args.clone());
+    let finished = tokio::task::spawn_blocking(move || {
+        let answer = conn.query_all_unbudgeted(&text, &args);
+        (conn, answer)
+    })
+    .await
+    .map_err(|e| StoreError::Other(format!("SQLite read thread failed: {e}")));
+    drop(turn);
+    finished
+}
+
+/// `conn` with its read transaction ended (a read has nothing to commit).
+/// Should that fail, the transaction stays open and `give_back` drops it.
+fn rolled_back(conn: ReaderConnection) -> ReaderConnection {
+    if conn.in_transaction()
+        && let Err(e) = conn.conn.execute_batch("ROLLBACK")
+    {
+        tracing::warn!(error = %e, "SQLite reader cannot end its read transaction");
+    }
+    conn
+}
+
+/// A failure inside a snapshot, for the caller to report.
+fn store_error(e: rusqlite::Error) -> StoreError {
+    if is_busy(&e) {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        StoreError::Other(e.to_string())
+    }
+}
+
+/// Whether a connection is worth keeping after `answer`: yes unless it
+/// failed (a busy connection is dropped too: a fresh one next time).
+fn keep_after<T>(answer: &rusqlite::Result<T>) -> bool {
+    match answer {
+        Ok(_) => true,
+        Err(e) if is_interrupted(e) => {
+            tracing::debug!("SQLite reader out of budget: asking the pool");
+            true
+        }
+        Err(e) if is_busy(e) => {
+            tracing::debug!(error = %e, "SQLite reader busy: asking the pool");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "SQLite reader failed: asking the pool");
+            false
+        }
     }
 }
 
@@ -444,5 +646,130 @@ mod tests {
         assert_eq!(reader.query_all::<(i64,)>(short, &[]), Some(vec![(1000,)]));
         assert_eq!(reader.idle.lock().unwrap().len(), 1);
         assert_eq!(reader.query_all::<(i64,)>(short, &[]), Some(vec![(1000,)]));
+    }
+
+    fn names_sql(id: i64) -> Sql {
+        Sql::with_args("SELECT name FROM t WHERE id = $1", vec![Arg::Int(id)])
+    }
+
+    async fn snapshot_name(snapshot: &mut ReadSnapshot, id: i64) -> Option<Vec<(String,)>> {
+        snapshot.query_all(&names_sql(id)).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_sees_one_state_of_the_database_until_it_ends() {
+        let dir = TempDir::new();
+        let (path, writer) = temp_database(&dir);
+        let reader = Arc::new(SqliteReader::new(path));
+        let mut snapshot = ReadSnapshot::new(reader.clone());
+        assert!(!snapshot.started());
+        assert_eq!(
+            snapshot_name(&mut snapshot, 1).await,
+            Some(vec![("one".into(),)])
+        );
+        assert!(snapshot.started());
+        writer
+            .execute_batch("UPDATE t SET name = 'uno' WHERE id = 1")
+            .unwrap();
+        // Still the state the first statement saw...
+        assert_eq!(
+            snapshot_name(&mut snapshot, 1).await,
+            Some(vec![("one".into(),)])
+        );
+        // ...while a lookup outside it sees the write.
+        assert_eq!(name_of(&reader, 1), Some(Some("uno".into())));
+        snapshot.finish();
+        // The connection went back without its transaction, and the next
+        // snapshot sees the write.
+        let idle = reader.idle.lock().unwrap().len();
+        assert_eq!(idle, 2);
+        assert!(
+            reader
+                .idle
+                .lock()
+                .unwrap()
+                .iter()
+                .all(|c| !c.in_transaction())
+        );
+        let mut next = ReadSnapshot::new(reader.clone());
+        assert_eq!(
+            snapshot_name(&mut next, 1).await,
+            Some(vec![("uno".into(),)])
+        );
+        // A snapshot dropped without `finish` (an error on the way) also
+        // ends its transaction before its connection is reused.
+        drop(next);
+        assert_eq!(reader.idle.lock().unwrap().len(), 2);
+        assert!(
+            reader
+                .idle
+                .lock()
+                .unwrap()
+                .iter()
+                .all(|c| !c.in_transaction())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_statement_over_budget_in_a_snapshot_finishes_in_the_same_snapshot() {
+        let dir = TempDir::new();
+        let (path, writer) = temp_database(&dir);
+        let reader = Arc::new(SqliteReader::new(path));
+        let mut snapshot = ReadSnapshot::new(reader.clone());
+        assert_eq!(
+            snapshot_name(&mut snapshot, 1).await,
+            Some(vec![("one".into(),)])
+        );
+        writer
+            .execute_batch("UPDATE t SET name = 'uno' WHERE id = 1")
+            .unwrap();
+        // Millions of steps, then the row as the snapshot has it.
+        let long = Sql::with_args(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000) \
+             SELECT (SELECT COUNT(*) FROM n), (SELECT name FROM t WHERE id = $1)",
+            vec![Arg::Int(1)],
+        );
+        let rows: Option<Vec<(i64, String)>> = snapshot.query_all(&long).await.unwrap();
+        assert_eq!(rows, Some(vec![(1_000_000, "one".into())]));
+        // The budget is back for the next statement on the connection.
+        let conn = snapshot.conn.as_ref().unwrap();
+        assert_eq!(conn.limit.load(Ordering::Relaxed), STEP_BUDGET);
+        assert_eq!(
+            snapshot_name(&mut snapshot, 1).await,
+            Some(vec![("one".into(),)])
+        );
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_that_cannot_start_sends_the_read_to_the_pool() {
+        let dir = TempDir::new();
+        let (path, writer) = temp_database(&dir);
+        writer
+            .execute_batch(
+                "PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE; UPDATE t SET name = 'x';",
+            )
+            .unwrap();
+        let reader = Arc::new(SqliteReader::new(path));
+        let mut snapshot = ReadSnapshot::new(reader.clone());
+        assert_eq!(snapshot_name(&mut snapshot, 1).await, None);
+        assert!(!snapshot.started());
+        // A statement it cannot run (no such table) gives way too, before
+        // the snapshot has started...
+        writer
+            .execute_batch("COMMIT; PRAGMA locking_mode = NORMAL;")
+            .unwrap();
+        let _: i64 = writer
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        let missing = Sql::with_args("SELECT name FROM nowhere", vec![]);
+        let rows: Option<Vec<(String,)>> = snapshot.query_all(&missing).await.unwrap();
+        assert_eq!(rows, None);
+        // ...and is an error once it has.
+        assert_eq!(
+            snapshot_name(&mut snapshot, 1).await,
+            Some(vec![("x".into(),)])
+        );
+        let failed = snapshot.query_all::<(String,)>(&missing).await;
+        assert!(matches!(failed, Err(StoreError::Other(_))), "{failed:?}");
     }
 }

@@ -76,14 +76,13 @@ impl MemberOrder {
 }
 
 pub async fn find(tx: &mut Tx, org: i64, id: i64) -> StoreResult<Option<MemberRow>> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM users u WHERE u.organization_id = $1 AND u.id = $2 AND u.role IN {TEAM_ROLES}"
-    ));
-    Ok(on_tx!(tx, |c| sqlx::query_as(sql)
-        .bind(org)
-        .bind(id)
-        .fetch_optional(c)
-        .await?))
+    let sql = Sql::with_args(
+        format!(
+            "SELECT {COLUMNS} FROM users u WHERE u.organization_id = $1 AND u.id = $2 AND u.role IN {TEAM_ROLES}"
+        ),
+        vec![Arg::Int(org), Arg::Int(id)],
+    );
+    query::fetch_optional(tx, &sql).await
 }
 
 pub async fn update(

@@ -104,20 +104,19 @@ pub async fn find_by_id_for_auth(db: &Db, id: i64) -> StoreResult<Option<UserRow
 }
 
 pub async fn find_by_email_key(tx: &mut Tx, email_key: &str) -> StoreResult<Option<UserRow>> {
-    let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM users WHERE email_key = $1"));
-    Ok(on_tx!(tx, |c| sqlx::query_as(sql)
-        .bind(email_key)
-        .fetch_optional(c)
-        .await?))
+    let sql = Sql::with_args(
+        format!("SELECT {COLUMNS} FROM users WHERE email_key = $1"),
+        vec![Arg::Text(email_key.into())],
+    );
+    query::fetch_optional(tx, &sql).await
 }
 
 pub async fn email_key_taken(tx: &mut Tx, email_key: &str) -> StoreResult<bool> {
-    const SQL: &str = "SELECT COUNT(*) FROM users WHERE email_key = $1";
-    let n: i64 = on_tx!(tx, |c| sqlx::query_scalar(SQL)
-        .bind(email_key)
-        .fetch_one(c)
-        .await?);
-    Ok(n > 0)
+    let sql = Sql::with_args(
+        "SELECT COUNT(*) FROM users WHERE email_key = $1",
+        vec![Arg::Text(email_key.into())],
+    );
+    Ok(query::fetch_int(tx, &sql).await? > 0)
 }
 
 pub async fn set_active(tx: &mut Tx, id: i64, active: bool, now: i64) -> StoreResult<()> {

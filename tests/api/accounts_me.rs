@@ -272,7 +272,8 @@ async fn the_credential_check_reads_the_row_the_pool_reads() {
     let fast = roster::store::users::find_by_id_for_auth(db, id)
         .await
         .unwrap();
-    let mut tx = db.begin().await.unwrap();
+    // A write transaction runs on a pooled connection, never the reader.
+    let mut tx = db.begin_write().await.unwrap();
     let pooled = roster::store::users::find_by_id(&mut tx, id).await.unwrap();
     assert!(fast.is_some());
     assert_eq!(fast, pooled);
