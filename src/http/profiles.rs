@@ -260,20 +260,57 @@ pub fn api() -> Api {
 
 // ------------------------------------------------------------- rendering
 
-fn empty_attachment() -> Value {
-    json!({"id": null, "signed_id": null, "byte_size": null, "filename": "", "url": null})
+/// An attached document, as seed 001 shows it in a slot or a list.
+#[derive(serde::Serialize)]
+struct AttachmentBody<'a> {
+    id: i64,
+    signed_id: String,
+    byte_size: i64,
+    filename: &'a str,
+    url: String,
+    content_type: &'a str,
+    checksum: &'a str,
 }
 
-fn attachment_json(state: &AppState, d: &DocumentRow) -> Value {
-    json!({
-        "id": d.id,
-        "signed_id": signed_id(state, d.blob_id),
-        "byte_size": d.byte_size,
-        "filename": d.filename,
-        "url": download_url(state, d.blob_id, &d.filename),
-        "content_type": d.content_type,
-        "checksum": d.checksum,
-    })
+impl<'a> AttachmentBody<'a> {
+    fn of(state: &AppState, d: &'a DocumentRow) -> Self {
+        AttachmentBody {
+            id: d.id,
+            signed_id: signed_id(state, d.blob_id),
+            byte_size: d.byte_size,
+            filename: &d.filename,
+            url: download_url(state, d.blob_id, &d.filename),
+            content_type: &d.content_type,
+            checksum: &d.checksum,
+        }
+    }
+}
+
+/// A document slot: its document, or the empty attachment Rails renders
+/// (`{"id": null, "signed_id": null, "byte_size": null, "filename": "", "url": null}`).
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum SlotBody<'a> {
+    Filled(AttachmentBody<'a>),
+    Empty {
+        id: Option<i64>,
+        signed_id: Option<String>,
+        byte_size: Option<i64>,
+        filename: &'static str,
+        url: Option<String>,
+    },
+}
+
+impl SlotBody<'_> {
+    fn empty() -> Self {
+        SlotBody::Empty {
+            id: None,
+            signed_id: None,
+            byte_size: None,
+            filename: "",
+            url: None,
+        }
+    }
 }
 
 fn record_json(r: &RecordRow) -> Value {
@@ -291,80 +328,126 @@ fn record_json(r: &RecordRow) -> Value {
     Value::Object(out)
 }
 
-/// The profile object, field for field as seed 001 shows it.
-fn profile_json(state: &AppState, p: &Profile) -> Value {
-    let r = &p.row;
-    let slot = |kind: &str| {
-        p.documents
+#[derive(serde::Serialize)]
+struct ActivityBody<'a> {
+    id: i64,
+    action: &'a str,
+    changes: Value,
+    actor_id: Option<i64>,
+    created_at: String,
+}
+
+/// The profile object, field for field (and in the order) seed 001 shows
+/// it, serialized straight from the rows.
+#[derive(serde::Serialize)]
+struct ProfileBody<'a> {
+    id: i64,
+    activities: Vec<ActivityBody<'a>>,
+    bio: &'a Option<String>,
+    birth_date: &'a Option<String>,
+    child_safeguard_training: SlotBody<'a>,
+    compliance_documents: &'static [&'static str],
+    contact_phone_number: &'a Option<String>,
+    cpc: SlotBody<'a>,
+    cv: SlotBody<'a>,
+    dbs: SlotBody<'a>,
+    documents: Vec<AttachmentBody<'a>>,
+    driving_license: Vec<AttachmentBody<'a>>,
+    email: &'a str,
+    enchanced_dbs: SlotBody<'a>,
+    english_level: &'a Option<String>,
+    experiences: Vec<Value>,
+    first_name: &'a str,
+    interviews: Vec<Value>,
+    last_name: &'a str,
+    last_sign_in_at: Option<String>,
+    licenses: &'a [String],
+    medical_check: SlotBody<'a>,
+    phone_number: &'a Option<String>,
+    postcode: &'a Option<String>,
+    reviews: Vec<Value>,
+    start_date: &'a Option<String>,
+    tacho: SlotBody<'a>,
+}
+
+impl<'a> ProfileBody<'a> {
+    fn of(state: &AppState, p: &'a Profile) -> Self {
+        let r = &p.row;
+        let slot = |kind: &str| {
+            p.documents
+                .iter()
+                .find(|d| d.kind == kind)
+                .map_or_else(SlotBody::empty, |d| {
+                    SlotBody::Filled(AttachmentBody::of(state, d))
+                })
+        };
+        let list = |kind: &str| {
+            p.documents
+                .iter()
+                .filter(|d| d.kind == kind)
+                .map(|d| AttachmentBody::of(state, d))
+                .collect()
+        };
+        let records = |kind: &str| {
+            p.records
+                .iter()
+                .filter(|x| x.kind == kind)
+                .map(record_json)
+                .collect()
+        };
+        let activities = p
+            .activities
             .iter()
-            .find(|d| d.kind == kind)
-            .map(|d| attachment_json(state, d))
-            .unwrap_or_else(empty_attachment)
-    };
-    let list = |kind: &str| {
-        p.documents
-            .iter()
-            .filter(|d| d.kind == kind)
-            .map(|d| attachment_json(state, d))
-            .collect::<Vec<_>>()
-    };
-    let records = |kind: &str| {
-        p.records
-            .iter()
-            .filter(|x| x.kind == kind)
-            .map(record_json)
-            .collect::<Vec<_>>()
-    };
-    let activities: Vec<Value> = p
-        .activities
-        .iter()
-        .map(|a| {
-            json!({
-                "id": a.id,
-                "action": a.action,
-                "changes": serde_json::from_str::<Value>(&a.changes).unwrap_or(Value::Null),
-                "actor_id": a.actor_id,
-                "created_at": iso8601(a.created_at),
+            .map(|a| ActivityBody {
+                id: a.id,
+                action: &a.action,
+                changes: serde_json::from_str(&a.changes).unwrap_or(Value::Null),
+                actor_id: a.actor_id,
+                created_at: iso8601(a.created_at),
             })
-        })
-        .collect();
-    json!({
-        "id": r.id,
-        "activities": activities,
-        "bio": r.bio,
-        "birth_date": r.birth_date,
-        "child_safeguard_training": slot("child_safeguard_training"),
-        "compliance_documents": COMPLIANCE_DOCUMENTS,
-        "contact_phone_number": r.contact_phone_number,
-        "cpc": slot("cpc"),
-        "cv": slot("cv"),
-        "dbs": slot("dbs"),
-        "documents": list("documents"),
-        "driving_license": list("driving_license"),
-        "email": r.email,
-        "enchanced_dbs": slot("enchanced_dbs"),
-        "english_level": r.english_level,
-        "experiences": records("experiences"),
-        "first_name": r.first_name,
-        "interviews": records("interviews"),
-        "last_name": r.last_name,
-        "last_sign_in_at": r.last_sign_in_at.map(iso8601),
-        "licenses": p.licenses,
-        "medical_check": slot("medical_check"),
-        "phone_number": r.phone,
-        "postcode": r.postcode,
-        "reviews": records("reviews"),
-        "start_date": r.start_date,
-        "tacho": slot("tacho"),
-    })
+            .collect();
+        ProfileBody {
+            id: r.id,
+            activities,
+            bio: &r.bio,
+            birth_date: &r.birth_date,
+            child_safeguard_training: slot("child_safeguard_training"),
+            compliance_documents: &COMPLIANCE_DOCUMENTS,
+            contact_phone_number: &r.contact_phone_number,
+            cpc: slot("cpc"),
+            cv: slot("cv"),
+            dbs: slot("dbs"),
+            documents: list("documents"),
+            driving_license: list("driving_license"),
+            email: &r.email,
+            enchanced_dbs: slot("enchanced_dbs"),
+            english_level: &r.english_level,
+            experiences: records("experiences"),
+            first_name: &r.first_name,
+            interviews: records("interviews"),
+            last_name: &r.last_name,
+            last_sign_in_at: r.last_sign_in_at.map(iso8601),
+            licenses: &p.licenses,
+            medical_check: slot("medical_check"),
+            phone_number: &r.phone,
+            postcode: &r.postcode,
+            reviews: records("reviews"),
+            start_date: &r.start_date,
+            tacho: slot("tacho"),
+        }
+    }
+}
+
+#[derive(serde::Serialize)]
+struct OneProfileBody<'a> {
+    profile: ProfileBody<'a>,
 }
 
 fn profile_response(state: &AppState, status: StatusCode, p: &Profile) -> Response {
-    with_etag(
-        status,
-        json!({ "profile": profile_json(state, p) }),
-        &profiles::etag(&p.row),
-    )
+    let body = OneProfileBody {
+        profile: ProfileBody::of(state, p),
+    };
+    with_etag(status, &body, &profiles::etag(&p.row))
 }
 
 // ------------------------------------------------------------------- reads
@@ -403,17 +486,29 @@ async fn list(
         },
     )
     .await?;
-    let mut body = json!({
-        "profiles": null,
-        "meta": {"page": page.page, "per_page": page.per_page, "total": page.total},
-    });
-    // Moved in, not through `json!`, which would copy every profile's Value.
-    body["profiles"] = Value::Array(
-        page.profiles
+    #[derive(serde::Serialize)]
+    struct Meta {
+        page: i64,
+        per_page: i64,
+        total: i64,
+    }
+    #[derive(serde::Serialize)]
+    struct ProfilesBody<'a> {
+        profiles: Vec<ProfileBody<'a>>,
+        meta: Meta,
+    }
+    let body = ProfilesBody {
+        profiles: page
+            .profiles
             .iter()
-            .map(|p| profile_json(&state, p))
+            .map(|p| ProfileBody::of(&state, p))
             .collect(),
-    );
+        meta: Meta {
+            page: page.page,
+            per_page: page.per_page,
+            total: page.total,
+        },
+    };
     Ok(super::json_response(StatusCode::OK, &body))
 }
 
@@ -545,7 +640,7 @@ async fn respond_upload(
     let (document, profile) = profiles::upload(state, me, target, kind, file).await?;
     Ok(with_etag(
         StatusCode::CREATED,
-        attachment_json(state, &document),
+        &AttachmentBody::of(state, &document),
         &profiles::etag(&profile.row),
     ))
 }

@@ -296,8 +296,8 @@ pub fn if_match(headers: &HeaderMap) -> Option<String> {
 }
 
 /// A JSON response carrying the resource's ETag (and Rails' cache header).
-pub fn with_etag(status: StatusCode, body: Value, etag: &str) -> Response {
-    let mut response = super::json_response(status, &body);
+pub fn with_etag(status: StatusCode, body: &impl serde::Serialize, etag: &str) -> Response {
+    let mut response = super::json_response(status, body);
     tag(&mut response, etag);
     response
 }

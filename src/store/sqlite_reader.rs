@@ -103,6 +103,12 @@ impl ReaderConnection {
         answer
     }
 
+    /// Runs a statement without arguments or rows (BEGIN, ROLLBACK),
+    /// compiled once per connection.
+    fn run(&self, sql: &str) -> rusqlite::Result<()> {
+        self.conn.prepare_cached(sql)?.raw_execute().map(|_| ())
+    }
+
     /// Whether a transaction is open on the connection.
     fn in_transaction(&self) -> bool {
         !self.conn.is_autocommit()
@@ -250,7 +256,7 @@ impl ReadSnapshot {
                 let Some(conn) = self.reader.take() else {
                     return Ok(None);
                 };
-                if let Err(e) = conn.conn.execute_batch("BEGIN") {
+                if let Err(e) = conn.run("BEGIN") {
                     tracing::debug!(error = %e, "SQLite reader cannot begin: asking the pool");
                     return Ok(None);
                 }
@@ -329,7 +335,7 @@ async fn without_budget<T: ReaderRow + Send + 'static>(
 /// Should that fail, the transaction stays open and `give_back` drops it.
 fn rolled_back(conn: ReaderConnection) -> ReaderConnection {
     if conn.in_transaction()
-        && let Err(e) = conn.conn.execute_batch("ROLLBACK")
+        && let Err(e) = conn.run("ROLLBACK")
     {
         tracing::warn!(error = %e, "SQLite reader cannot end its read transaction");
     }
