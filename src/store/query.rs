@@ -128,17 +128,31 @@ macro_rules! bind_all {
     }};
 }
 
-/// Every row of `sql`. A statement outside a transaction on SQLite goes to
-/// the [`super::SqliteReader`] first (see [`super::Db::autocommit`]).
-pub async fn fetch_all<T>(tx: &mut Tx, sql: &Sql) -> StoreResult<Vec<T>>
-where
+/// A row type every path can map: SQLite's reader, and both drivers.
+pub trait FetchedRow:
+    ReaderRow
+    + Send
+    + Unpin
+    + 'static
+    + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+    + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+{
+}
+
+impl<T> FetchedRow for T where
     T: ReaderRow
         + Send
         + Unpin
         + 'static
         + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
-        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
 {
+}
+
+/// Every row of `sql`. A statement outside a transaction, or in a read
+/// snapshot, on SQLite goes to the [`super::SqliteReader`] first (see
+/// [`super::Db::autocommit`] and [`super::Db::begin_read`]).
+pub async fn fetch_all<T: FetchedRow>(tx: &mut Tx, sql: &Sql) -> StoreResult<Vec<T>> {
     if let Some(rows) = tx.read_here(sql).await? {
         return Ok(rows);
     }
@@ -165,15 +179,7 @@ where
 }
 
 /// The first row of `sql`, if any, as [`fetch_all`].
-pub async fn fetch_optional<T>(tx: &mut Tx, sql: &Sql) -> StoreResult<Option<T>>
-where
-    T: ReaderRow
-        + Send
-        + Unpin
-        + 'static
-        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
-        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
-{
+pub async fn fetch_optional<T: FetchedRow>(tx: &mut Tx, sql: &Sql) -> StoreResult<Option<T>> {
     Ok(fetch_all(tx, sql).await?.into_iter().next())
 }
 

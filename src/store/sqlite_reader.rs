@@ -518,6 +518,26 @@ mod tests {
         (path, writer)
     }
 
+    /// An exclusive-mode writer keeps every other connection out, even WAL
+    /// readers (and sets every name to 'x').
+    fn lock_out_readers(writer: &Connection) {
+        writer
+            .execute_batch(
+                "PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE; UPDATE t SET name = 'x';",
+            )
+            .unwrap();
+    }
+
+    fn let_readers_in(writer: &Connection) {
+        writer
+            .execute_batch("COMMIT; PRAGMA locking_mode = NORMAL;")
+            .unwrap();
+        // Exclusive mode lets go of the lock at the next access.
+        let _: i64 = writer
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+    }
+
     fn name_of(reader: &SqliteReader, id: i64) -> Option<Option<String>> {
         let rows =
             reader.query_all::<(String,)>("SELECT name FROM t WHERE id = $1", &[Arg::Int(id)])?;
@@ -561,20 +581,10 @@ mod tests {
         let (path, writer) = temp_database(&dir);
         // An exclusive-mode writer keeps every other connection out, even
         // WAL readers: the reader must give up at once, not wait.
-        writer
-            .execute_batch(
-                "PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE; UPDATE t SET name = 'x';",
-            )
-            .unwrap();
+        lock_out_readers(&writer);
         let reader = SqliteReader::new(path);
         assert_eq!(name_of(&reader, 1), None);
-        writer
-            .execute_batch("COMMIT; PRAGMA locking_mode = NORMAL;")
-            .unwrap();
-        // Exclusive mode lets go of the lock at the next access.
-        let _: i64 = writer
-            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
-            .unwrap();
+        let_readers_in(&writer);
         assert_eq!(name_of(&reader, 1), Some(Some("x".into())));
     }
 
@@ -658,6 +668,16 @@ mod tests {
         Sql::with_args("SELECT name FROM t WHERE id = $1", vec![Arg::Int(id)])
     }
 
+    /// How many connections wait for reuse (none may hold a transaction).
+    fn idle_connections(reader: &SqliteReader) -> usize {
+        let idle = reader.idle.lock().unwrap();
+        assert!(
+            idle.iter().all(|c| !c.in_transaction()),
+            "an idle connection holds a transaction"
+        );
+        idle.len()
+    }
+
     async fn snapshot_name(snapshot: &mut ReadSnapshot, id: i64) -> Option<Vec<(String,)>> {
         snapshot.query_all(&names_sql(id)).await.unwrap()
     }
@@ -687,16 +707,7 @@ mod tests {
         snapshot.finish();
         // The connection went back without its transaction, and the next
         // snapshot sees the write.
-        let idle = reader.idle.lock().unwrap().len();
-        assert_eq!(idle, 2);
-        assert!(
-            reader
-                .idle
-                .lock()
-                .unwrap()
-                .iter()
-                .all(|c| !c.in_transaction())
-        );
+        assert_eq!(idle_connections(&reader), 2);
         let mut next = ReadSnapshot::new(reader.clone());
         assert_eq!(
             snapshot_name(&mut next, 1).await,
@@ -705,15 +716,7 @@ mod tests {
         // A snapshot dropped without `finish` (an error on the way) also
         // ends its transaction before its connection is reused.
         drop(next);
-        assert_eq!(reader.idle.lock().unwrap().len(), 2);
-        assert!(
-            reader
-                .idle
-                .lock()
-                .unwrap()
-                .iter()
-                .all(|c| !c.in_transaction())
-        );
+        assert_eq!(idle_connections(&reader), 2);
     }
 
     #[tokio::test]
@@ -750,23 +753,14 @@ mod tests {
     async fn a_snapshot_that_cannot_start_sends_the_read_to_the_pool() {
         let dir = TempDir::new();
         let (path, writer) = temp_database(&dir);
-        writer
-            .execute_batch(
-                "PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE; UPDATE t SET name = 'x';",
-            )
-            .unwrap();
+        lock_out_readers(&writer);
         let reader = Arc::new(SqliteReader::new(path));
         let mut snapshot = ReadSnapshot::new(reader.clone());
         assert_eq!(snapshot_name(&mut snapshot, 1).await, None);
         assert!(!snapshot.started());
         // A statement it cannot run (no such table) gives way too, before
         // the snapshot has started...
-        writer
-            .execute_batch("COMMIT; PRAGMA locking_mode = NORMAL;")
-            .unwrap();
-        let _: i64 = writer
-            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
-            .unwrap();
+        let_readers_in(&writer);
         let missing = Sql::with_args("SELECT name FROM nowhere", vec![]);
         let rows: Option<Vec<(String,)>> = snapshot.query_all(&missing).await.unwrap();
         assert_eq!(rows, None);
