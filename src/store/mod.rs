@@ -420,7 +420,7 @@ impl Db {
     /// its own: for reads that need no common snapshot across statements
     /// (a numbered list page, which is one statement; a credential check
     /// that the SQLite reader could not answer). It saves the BEGIN and
-    /// COMMIT round trips of [`Db::begin`]. Anything that writes, or reads
+    /// COMMIT round trips of [`Db::begin_read`]. Anything that writes, or reads
     /// what must agree, takes a transaction.
     ///
     /// On SQLite the statements of [`query::fetch_all`] and
