@@ -62,7 +62,7 @@ pub struct SqliteReader {
 
 /// A connection, and the progress handler's count of its current
 /// statement against the statement's limit.
-pub struct ReaderConnection {
+struct ReaderConnection {
     conn: Connection,
     checks: Arc<AtomicU32>,
     limit: Arc<AtomicU32>,
@@ -172,8 +172,7 @@ impl SqliteReader {
     pub fn query_all<T: ReaderRow>(&self, sql: &str, args: &[Arg]) -> Option<Vec<T>> {
         let reader = self.take()?;
         let answer = reader.query_all(sql, args);
-        let keep = keep_after(&answer);
-        if keep {
+        if answer.as_ref().err().is_none_or(worth_keeping_after) {
             self.give_back(reader);
         }
         answer.ok()
@@ -280,7 +279,7 @@ impl ReadSnapshot {
                 Ok(Some(rows))
             }
             Err(e) if !self.started => {
-                if keep_after::<()>(&Err(e)) {
+                if worth_keeping_after(&e) {
                     self.reader.give_back(rolled_back(conn));
                 }
                 Ok(None)
@@ -351,23 +350,19 @@ fn store_error(e: rusqlite::Error) -> StoreError {
     }
 }
 
-/// Whether a connection is worth keeping after `answer`: yes unless it
-/// failed (a busy connection is dropped too: a fresh one next time).
-fn keep_after<T>(answer: &rusqlite::Result<T>) -> bool {
-    match answer {
-        Ok(_) => true,
-        Err(e) if is_interrupted(e) => {
-            tracing::debug!("SQLite reader out of budget: asking the pool");
-            true
-        }
-        Err(e) if is_busy(e) => {
-            tracing::debug!(error = %e, "SQLite reader busy: asking the pool");
-            false
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "SQLite reader failed: asking the pool");
-            false
-        }
+/// Whether a connection is worth keeping after its statement failed with
+/// `e`: only when the budget stopped it (a busy or broken connection is
+/// dropped: a fresh one next time).
+fn worth_keeping_after(e: &rusqlite::Error) -> bool {
+    if is_interrupted(e) {
+        tracing::debug!("SQLite reader out of budget: asking the pool");
+        true
+    } else if is_busy(e) {
+        tracing::debug!(error = %e, "SQLite reader busy: asking the pool");
+        false
+    } else {
+        tracing::warn!(error = %e, "SQLite reader failed: asking the pool");
+        false
     }
 }
 
