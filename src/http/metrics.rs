@@ -21,6 +21,7 @@ pub struct Metrics {
     responses: [AtomicU64; 5],
     in_flight: AtomicI64,
     shed: AtomicU64,
+    reruns: AtomicU64,
 }
 
 impl Metrics {
@@ -29,6 +30,11 @@ impl Metrics {
     pub fn track(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(Arc::clone(self))
+    }
+
+    /// A request run a second time after losing its database connection.
+    pub fn rerun(&self) {
+        self.reruns.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn shed(&self) {
@@ -105,6 +111,12 @@ async fn metrics(State(state): State<AppState>) -> Response {
         "counter",
         "Requests refused with 503 because too many were in flight.",
         &[("", m.shed.load(Ordering::Relaxed).to_string())],
+    );
+    family(
+        "roster_http_requests_rerun_total",
+        "counter",
+        "Requests run a second time because their database connection was lost while they ran.",
+        &[("", m.reruns.load(Ordering::Relaxed).to_string())],
     );
     let hashing = state.hasher.stats();
     family(

@@ -19,6 +19,7 @@ pub mod openapi;
 pub mod org_api;
 pub mod profiles;
 pub mod rails;
+pub mod rerun;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -64,7 +65,7 @@ pub fn router(state: AppState) -> Router {
     for api in apis() {
         router = router.merge(api.router);
     }
-    router
+    let router = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone())
@@ -75,7 +76,17 @@ pub fn router(state: AppState) -> Router {
                 axum::Json(json!({"detail": "A server error occurred."})),
             )
                 .into_response()
-        }))
+        }));
+    // Only PostgreSQL's connections can be lost under a running request.
+    let router = if state.db.backend() == "postgres" {
+        router.layer(middleware::from_fn_with_state(
+            state.clone(),
+            rerun::after_lost_connection,
+        ))
+    } else {
+        router
+    };
+    router
         .layer(middleware::from_fn_with_state(state, gate))
         .layer(middleware::from_fn(log_request))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))

@@ -19,6 +19,7 @@ pub mod programs;
 pub mod query;
 pub mod rate_limits;
 pub mod refresh_tokens;
+pub mod rerun;
 pub mod sqlite_reader;
 pub mod team;
 pub mod users;
@@ -53,6 +54,9 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
+        if connection_lost(&err) {
+            rerun::note_connection_lost();
+        }
         match &err {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 StoreError::Conflict(db.message().to_string())
@@ -91,6 +95,21 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err.to_string()),
             _ => StoreError::Other(err.to_string()),
         }
+    }
+}
+
+/// True when `err` says the connection itself broke (PostgreSQL's
+/// connection exceptions 08*, a backend terminated or crashed 57P01 and
+/// 57P02, or an I/O error), as opposed to a statement the database refused
+/// or a pool with no connection to give (which waited its acquire timeout
+/// already).
+fn connection_lost(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c == "57P01" || c == "57P02"),
+        _ => false,
     }
 }
 
@@ -210,8 +229,8 @@ pub enum Tx {
 /// its own.
 pub enum Handle<DB: sqlx::Database> {
     Transaction(sqlx::Transaction<'static, DB>),
-    /// A SQLite write transaction, holding its writer's turn until it ends.
-    Write(sqlx::Transaction<'static, DB>, write_queue::WriteTurn),
+    /// A write transaction, with what its backend needs besides.
+    Write(sqlx::Transaction<'static, DB>, Writer<DB>),
     /// No transaction: statements the reader can answer go there, and a
     /// pooled connection is taken only when one cannot (see
     /// [`Db::autocommit`]).
@@ -227,6 +246,16 @@ pub enum Handle<DB: sqlx::Database> {
         snapshot: Option<ReadSnapshot>,
         pooled: Option<sqlx::Transaction<'static, DB>>,
     },
+}
+
+/// What a write transaction holds besides its connection.
+pub enum Writer<DB: sqlx::Database> {
+    /// SQLite: the writer's turn in this process, until the transaction
+    /// ends.
+    Turn(write_queue::WriteTurn),
+    /// PostgreSQL: the transaction's id and the pool, to ask whether a
+    /// COMMIT whose answer was lost with its connection landed.
+    Xid(sqlx::Pool<DB>, i64),
 }
 
 impl<DB: sqlx::Database> Handle<DB> {
@@ -271,7 +300,11 @@ impl<DB: sqlx::Database> Handle<DB> {
         match self {
             Handle::Transaction(t) => t.commit().await,
             // The next writer's turn comes once this one has committed.
-            Handle::Write(t, _turn) => t.commit().await,
+            // (PostgreSQL's writes commit in `commit_postgres_write`.)
+            Handle::Write(t, _writer) => {
+                rerun::note_write_commit();
+                t.commit().await
+            }
             Handle::Autocommit { .. } => Ok(()),
             Handle::Snapshot {
                 snapshot, pooled, ..
@@ -469,9 +502,15 @@ impl Db {
                     turn.left.as_millis()
                 );
                 let tx = pool.begin_with(sqlx::AssertSqlSafe(begin)).await?;
-                Tx::Sqlite(Handle::Write(tx, turn))
+                Tx::Sqlite(Handle::Write(tx, Writer::Turn(turn)))
             }
-            Db::Postgres(pool) => Tx::Postgres(Handle::Transaction(pool.begin().await?)),
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let xid: i64 = sqlx::query_scalar("SELECT txid_current()")
+                    .fetch_one(&mut *tx)
+                    .await?;
+                Tx::Postgres(Handle::Write(tx, Writer::Xid(pool.clone(), xid)))
+            }
         })
     }
 
@@ -543,10 +582,64 @@ impl Tx {
     pub async fn commit(self) -> StoreResult<()> {
         match self {
             Tx::Sqlite(t) => t.commit().await?,
+            Tx::Postgres(Handle::Write(t, Writer::Xid(pool, xid))) => {
+                commit_postgres_write(t, &pool, xid).await?
+            }
             Tx::Postgres(t) => t.commit().await?,
         }
         Ok(())
     }
+}
+
+/// Commits a PostgreSQL write. When the answer to its COMMIT is lost with
+/// the connection (a backend terminated while it flushed the commit, say),
+/// asks on another connection whether the transaction landed: committed is
+/// success, and the request answers as if nothing happened; aborted means
+/// nothing was written, and the request may run again (see [`rerun`]);
+/// anything else is unknown, and it may not.
+async fn commit_postgres_write(
+    tx: sqlx::Transaction<'static, Postgres>,
+    pool: &PgPool,
+    xid: i64,
+) -> Result<(), sqlx::Error> {
+    let lost = match tx.commit().await {
+        Err(err) if connection_lost(&err) => err,
+        outcome => {
+            rerun::note_write_commit();
+            return outcome;
+        }
+    };
+    match transaction_committed(pool, xid).await {
+        Some(true) => {
+            rerun::note_write_commit();
+            tracing::info!(xid, "a COMMIT whose answer was lost had landed");
+            Ok(())
+        }
+        Some(false) => Err(lost),
+        None => {
+            rerun::note_write_commit();
+            Err(lost)
+        }
+    }
+}
+
+/// Whether PostgreSQL transaction `xid` committed (`txid_status`); `None`
+/// when that cannot be told: the database is unreachable, or the
+/// transaction's backend has not finished ending it within 200 ms.
+async fn transaction_committed(pool: &PgPool, xid: i64) -> Option<bool> {
+    for _ in 0..20 {
+        let status: Option<String> = sqlx::query_scalar("SELECT txid_status($1)")
+            .bind(xid)
+            .fetch_one(pool)
+            .await
+            .ok()?;
+        match status.as_deref() {
+            Some("committed") => return Some(true),
+            Some("aborted") => return Some(false),
+            _ => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+    None
 }
 
 #[cfg(test)]

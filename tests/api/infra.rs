@@ -429,3 +429,111 @@ async fn readiness_turns_503_as_soon_as_shutdown_begins() {
     assert_eq!(app.get("/healthz", None).await.status, 200);
     assert_eq!(app.get("/api/auth/users/me/", None).await.status, 401);
 }
+
+/// A PostgreSQL backend terminated while a request is using it (a failover,
+/// `pg_terminate_backend`) costs the client nothing: nothing the request
+/// did was committed, so it runs again on a fresh connection, once. The
+/// request is caught mid-statement, and then during its COMMIT, by holding
+/// a lock it waits for. (SQLite's connections are files in the process:
+/// none can be lost.)
+#[tokio::test]
+async fn a_request_whose_postgres_backend_is_terminated_runs_again() {
+    use sqlx::Connection;
+    let app = TestApp::spawn().await;
+    let Some(url) = (app.state.db.backend() == "postgres")
+        .then(|| app.state.config.database_url.clone())
+        .flatten()
+    else {
+        return;
+    };
+    let (_, token, _) = app.active_user("admin@example.com", "Admin").await;
+    let reply = app
+        .post("/api/departments/", Some(&token), json!({"name": "Before"}))
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+
+    let mut locker = sqlx::PgConnection::connect(&url).await.unwrap();
+    let table_lock = "LOCK TABLE departments IN ACCESS EXCLUSIVE MODE";
+    let list = app.get("/api/departments/", Some(&token));
+    let reply = terminate_while_waiting(&mut locker, table_lock, list).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.body["count"], 1, "{}", reply.text);
+
+    let create = app.post("/api/departments/", Some(&token), json!({"name": "During"}));
+    let reply = terminate_while_waiting(&mut locker, table_lock, create).await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+
+    // A COMMIT that waits (here for a deferred trigger's lock) and whose
+    // backend is terminated: PostgreSQL says the transaction aborted, so
+    // the request may run again.
+    for sql in [
+        "CREATE FUNCTION wait_for_test_lock() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN NULL; END $$",
+        "CREATE CONSTRAINT TRIGGER wait_at_commit AFTER INSERT ON departments \
+         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION wait_for_test_lock()",
+    ] {
+        sqlx::query(sql).execute(&mut locker).await.unwrap();
+    }
+    let create = app.post(
+        "/api/departments/",
+        Some(&token),
+        json!({"name": "AtCommit"}),
+    );
+    let advisory_lock = "SELECT pg_advisory_xact_lock(4242)";
+    let reply = terminate_while_waiting(&mut locker, advisory_lock, create).await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+
+    // Each create ran to completion once.
+    for name in ["During", "AtCommit"] {
+        let reply = app
+            .get(&format!("/api/departments/?search={name}"), Some(&token))
+            .await;
+        assert_eq!(reply.body["count"], 1, "{name}: {}", reply.text);
+    }
+    let metrics = app.get("/metrics", None).await;
+    assert!(
+        metrics.text.contains("roster_http_requests_rerun_total 3"),
+        "{}",
+        metrics.text
+    );
+}
+
+/// Sends `request` while `locker` holds the lock `lock_sql` takes,
+/// terminates the backend that waits for it, then lets go.
+async fn terminate_while_waiting(
+    locker: &mut sqlx::PgConnection,
+    lock_sql: &'static str,
+    request: impl std::future::Future<Output = crate::harness::Reply>,
+) -> crate::harness::Reply {
+    sqlx::query("BEGIN").execute(&mut *locker).await.unwrap();
+    sqlx::query(lock_sql).execute(&mut *locker).await.unwrap();
+    let terminate = async {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let pid: i32 = loop {
+            let waiting: Option<i32> = sqlx::query_scalar(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+                 AND wait_event_type = 'Lock' AND pid <> pg_backend_pid() LIMIT 1",
+            )
+            .fetch_optional(&mut *locker)
+            .await
+            .unwrap();
+            if let Some(pid) = waiting {
+                break pid;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no request waited for the lock"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        };
+        let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+            .bind(pid)
+            .fetch_one(&mut *locker)
+            .await
+            .unwrap();
+        assert!(ended);
+        sqlx::query("ROLLBACK").execute(&mut *locker).await.unwrap();
+    };
+    let (reply, ()) = tokio::join!(request, terminate);
+    reply
+}

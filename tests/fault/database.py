@@ -86,7 +86,10 @@ def pg_outage(pg):
         report.check("failures_5s_after_restart", late_fail, 0, late_fail == 0)
 
         # Every connection of the app terminated under load: the pool tests
-        # connections before handing them out, so clients see no error.
+        # connections before handing them out, and a request whose backend
+        # is terminated under it runs again (nothing it did was committed),
+        # so clients see no error.
+        reruns_before = server.metric("roster_http_requests_rerun_total") or 0
         load = Load(mixed(server, token, "terminate"), threads=5, rate=50).start()
         time.sleep(2)
         killed = pg.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
@@ -95,6 +98,8 @@ def pg_outage(pg):
         results = load.stop()
         errors = sum(1 for _, _, o in results if o[0] == "error" or o[1] >= 500)
         report.info("terminated_connections", int(killed))
+        report.info("terminate_reruns",
+                    int((server.metric("roster_http_requests_rerun_total") or 0) - reruns_before))
         report.check("terminate_client_errors", errors, 0, errors == 0)
         if errors:
             report.note(f"after pg_terminate_backend: {statuses(results)}")
