@@ -437,6 +437,10 @@ impl Db {
     /// when it goes back). If the reader cannot start the snapshot, or the
     /// first statement is one it cannot run, the read takes a pooled
     /// transaction instead. An in-memory database has no reader.
+    ///
+    /// On PostgreSQL it is `REPEATABLE READ, READ ONLY`: under the default
+    /// READ COMMITTED every statement would see its own snapshot. A
+    /// read-only transaction at that level never fails to serialize.
     pub async fn begin_read(&self) -> StoreResult<Tx> {
         Ok(match self {
             Db::Sqlite(pool, Some(reader), _) => Tx::Sqlite(Handle::Snapshot {
@@ -445,7 +449,10 @@ impl Db {
                 pooled: None,
             }),
             Db::Sqlite(pool, None, _) => Tx::Sqlite(Handle::Transaction(pool.begin().await?)),
-            Db::Postgres(pool) => Tx::Postgres(Handle::Transaction(pool.begin().await?)),
+            Db::Postgres(pool) => Tx::Postgres(Handle::Transaction(
+                pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .await?,
+            )),
         })
     }
 

@@ -537,3 +537,29 @@ async fn terminate_while_waiting(
     let (reply, ()) = tokio::join!(request, terminate);
     reply
 }
+
+/// The statements of a read transaction see one snapshot: a row committed
+/// between two of them is not seen by the second (on PostgreSQL this takes
+/// REPEATABLE READ; READ COMMITTED would show it).
+#[tokio::test]
+async fn a_read_transaction_sees_one_snapshot() {
+    use roster::store::query::{Sql, fetch_int};
+    let app = TestApp::spawn().await;
+    let (_, token, _) = app.active_user("admin@example.com", "Admin").await;
+    let count = Sql::new("SELECT count(*) FROM departments");
+    let mut tx = app.state.db.begin_read().await.unwrap();
+    assert_eq!(fetch_int(&mut tx, &count).await.unwrap(), 0);
+    let reply = app
+        .post(
+            "/api/departments/",
+            Some(&token),
+            json!({"name": "Meanwhile"}),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    assert_eq!(fetch_int(&mut tx, &count).await.unwrap(), 0);
+    tx.commit().await.unwrap();
+    let mut tx = app.state.db.begin_read().await.unwrap();
+    assert_eq!(fetch_int(&mut tx, &count).await.unwrap(), 1);
+    tx.commit().await.unwrap();
+}
