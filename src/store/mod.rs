@@ -636,14 +636,19 @@ async fn commit_postgres_write(
 
 /// Whether PostgreSQL transaction `xid` committed (`txid_status`); `None`
 /// when that cannot be told: the database is unreachable, or the
-/// transaction's backend has not finished ending it within 200 ms.
+/// transaction's backend has not finished ending it within about 200 ms.
 async fn transaction_committed(pool: &PgPool, xid: i64) -> Option<bool> {
     for _ in 0..20 {
-        let status: Option<String> = sqlx::query_scalar("SELECT txid_status($1)")
+        let asked = sqlx::query_scalar::<_, Option<String>>("SELECT txid_status($1)")
             .bind(xid)
             .fetch_one(pool)
-            .await
-            .ok()?;
+            .await;
+        let status = match asked {
+            Ok(status) => status,
+            // Another connection of the same wave, lost too: ask again.
+            Err(err) if connection_lost(&err) => None,
+            Err(_) => return None,
+        };
         match status.as_deref() {
             Some("committed") => return Some(true),
             Some("aborted") => return Some(false),
