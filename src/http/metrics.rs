@@ -137,6 +137,14 @@ async fn metrics(State(state): State<AppState>) -> Response {
         "The most password hashes ever computed at once.",
         &[("", hashing.max_in_flight.to_string())],
     );
+    if let Some(long_reads) = state.db.sqlite_long_reads() {
+        family(
+            "roster_sqlite_long_reads_total",
+            "counter",
+            "Statements of a SQLite read snapshot that ran over the reader's step budget and finished on a blocking thread.",
+            &[("", long_reads.to_string())],
+        );
+    }
     let (open, idle) = state.db.pool_size();
     family(
         "roster_db_connections",

@@ -548,6 +548,15 @@ impl Db {
         }
     }
 
+    /// SQLite snapshot statements that ran over the reader's budget and
+    /// finished on a blocking thread, for `/metrics` (`None`: no reader).
+    pub fn sqlite_long_reads(&self) -> Option<u64> {
+        match self {
+            Db::Sqlite(_, Some(reader), _) => Some(reader.long_reads()),
+            _ => None,
+        }
+    }
+
     /// Connections open and idle, for `/metrics`.
     pub fn pool_size(&self) -> (u32, usize) {
         match self {

@@ -26,7 +26,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use rusqlite::config::DbConfig;
 use rusqlite::types::FromSql;
@@ -58,6 +58,8 @@ pub struct SqliteReader {
     /// How long such a statement waits for a turn before the read is
     /// unavailable (the pool's acquire timeout).
     blocking_wait: std::time::Duration,
+    /// Statements finished on a blocking thread so far (for `/metrics`).
+    long_reads: AtomicU64,
 }
 
 /// A connection, and the progress handler's count of its current
@@ -137,7 +139,14 @@ impl SqliteReader {
             idle: Mutex::new(Vec::new()),
             blocking: tokio::sync::Semaphore::new(threads.max(1)),
             blocking_wait: wait,
+            long_reads: AtomicU64::new(0),
         }
+    }
+
+    /// How many snapshot statements ran over the budget and finished on a
+    /// blocking thread.
+    pub fn long_reads(&self) -> u64 {
+        self.long_reads.load(Ordering::Relaxed)
     }
 
     fn open(&self) -> rusqlite::Result<ReaderConnection> {
@@ -315,6 +324,7 @@ async fn without_budget<T: ReaderRow + Send + 'static>(
     sql: &Sql,
 ) -> StoreResult<(ReaderConnection, rusqlite::Result<Vec<T>>)> {
     tracing::debug!("SQLite read over budget: finishing it on a blocking thread");
+    reader.long_reads.fetch_add(1, Ordering::Relaxed);
     let turn = tokio::time::timeout(reader.blocking_wait, reader.blocking.acquire())
         .await
         .map_err(|_| StoreError::Unavailable("no turn for a long read".into()))?

@@ -563,3 +563,71 @@ async fn a_read_transaction_sees_one_snapshot() {
     assert_eq!(fetch_int(&mut tx, &count).await.unwrap(), 1);
     tx.commit().await.unwrap();
 }
+
+/// A statement of a SQLite read snapshot that runs over the reader's step
+/// budget (20,000 members ordered by role and name, after the count that
+/// started the snapshot) finishes on a blocking thread, in the same
+/// snapshot, with the whole answer. (PostgreSQL has no reader.)
+#[tokio::test]
+async fn a_long_statement_in_a_sqlite_snapshot_finishes_on_a_blocking_thread() {
+    let app = TestApp::spawn().await;
+    if app.state.db.backend() != "sqlite" {
+        return;
+    }
+    let options = roster::seed::SeedOptions {
+        company: "Big".into(),
+        domain: "big.example".into(),
+        password: crate::harness::PASSWORD.into(),
+        departments: 10,
+        coaches: 0,
+        members: 20_000,
+    };
+    let seeded = roster::seed::seed_demo(&app.state, &options).await.unwrap();
+    let (token, _) = app
+        .login(&seeded.admin_email, crate::harness::PASSWORD)
+        .await;
+    let long_reads = || async {
+        let metrics = app.get("/metrics", None).await;
+        let line = metrics
+            .text
+            .lines()
+            .find_map(|l| l.strip_prefix("roster_sqlite_long_reads_total "))
+            .map(str::to_string);
+        line.and_then(|v| v.parse::<u64>().ok())
+            .expect("the long-read counter")
+    };
+    assert_eq!(long_reads().await, 0);
+
+    let first = app
+        .get("/team-members?sort=role,name&per_page=50", Some(&token))
+        .await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(first.body["meta"]["total"], 20_001, "{}", first.text);
+    let roles: Vec<&str> = first.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles.len(), 50);
+    assert_eq!(roles[0], "admin");
+    assert!(roles[1..].iter().all(|r| *r == "member"), "{roles:?}");
+    let after_first = long_reads().await;
+    assert!(after_first >= 1, "the ordering stayed within the budget");
+
+    // The last page: one member left, by the same path.
+    let last = app
+        .get(
+            "/team-members?sort=role,name&per_page=50&page=401",
+            Some(&token),
+        )
+        .await;
+    assert_eq!(last.status, 200, "{}", last.text);
+    assert_eq!(
+        last.body["data"].as_array().unwrap().len(),
+        1,
+        "{}",
+        last.text
+    );
+    assert!(long_reads().await > after_first);
+}
