@@ -32,9 +32,12 @@ impl Metrics {
         InFlight(Arc::clone(self))
     }
 
-    /// A request run a second time after losing its database connection.
-    pub fn rerun(&self) {
-        self.reruns.fetch_add(1, Ordering::Relaxed);
+    /// Runs of a request after its first, each after a lost database
+    /// connection.
+    pub fn reran(&self, runs: u64) {
+        if runs > 0 {
+            self.reruns.fetch_add(runs, Ordering::Relaxed);
+        }
     }
 
     pub fn shed(&self) {
@@ -115,7 +118,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     family(
         "roster_http_requests_rerun_total",
         "counter",
-        "Requests run a second time because their database connection was lost while they ran.",
+        "Runs of requests after their first, each because the run before lost its database connection.",
         &[("", m.reruns.load(Ordering::Relaxed).to_string())],
     );
     let hashing = state.hasher.stats();

@@ -1,7 +1,8 @@
-//! Running a request again, once, when it failed because its PostgreSQL
+//! Running a request again when it failed because its PostgreSQL
 //! connection was lost while it ran (a terminated backend; see
-//! `store::rerun` for when that is safe). The client then sees the answer
-//! of the second run instead of a 503.
+//! `store::rerun` for when that is safe), at most three times in all. The
+//! client then sees the answer of the run that kept its connection instead
+//! of a 503.
 //!
 //! Installed only on PostgreSQL: SQLite's connections are files in this
 //! process and are never lost. What the first run read of the request's
@@ -25,53 +26,64 @@ use http_body::Body as _;
 use crate::app::AppState;
 use crate::store::rerun;
 
+/// How many times a request may run in all: a second run can meet another
+/// backend of the same wave (a failover ends them all), terminated after
+/// the pool's ping had passed.
+const RUNS: u32 = 3;
+
 /// The middleware: see the module's comment.
 pub async fn after_lost_connection(
     State(state): State<AppState>,
     req: Request,
     next: Next,
 ) -> Response {
-    let (response, ran_again) = run_again_if_lost(req, next, state.config.max_body_bytes).await;
-    if ran_again {
-        state.metrics.rerun();
-    }
+    let (response, runs) = run_again_if_lost(req, next, state.config.max_body_bytes).await;
+    state.metrics.reran(u64::from(runs - 1));
     response
 }
 
-/// Runs the request, and once more if it failed on a lost connection and
-/// may; true when it ran twice. The second run reads the body the first
-/// read (kept when at most `cap` bytes), then whatever it left unread.
-async fn run_again_if_lost(req: Request, next: Next, cap: usize) -> (Response, bool) {
-    let (parts, body) = req.into_parts();
-    let again = copy_of(&parts);
-    let kept = (!body.is_end_stream()).then(|| Arc::new(Mutex::new(Kept::new())));
-    let body = match &kept {
-        Some(kept) => Body::new(KeepingBody {
-            inner: Some(body),
-            kept: kept.clone(),
-            cap,
-        }),
-        None => body,
-    };
-    let (response, record) =
-        rerun::recorded(next.clone().run(Request::from_parts(parts, body))).await;
-    if response.status() != StatusCode::SERVICE_UNAVAILABLE || !record.may_run_again() {
-        return (response, false);
+/// Runs the request, and again while it fails on a lost connection and may,
+/// at most [`RUNS`] times in all; returns the last answer and the number of
+/// runs. Each run reads the body the run before read (kept when at most
+/// `cap` bytes), then whatever that one left unread.
+async fn run_again_if_lost(mut req: Request, next: Next, cap: usize) -> (Response, u32) {
+    let mut run = 1;
+    loop {
+        let (parts, body) = req.into_parts();
+        let again = copy_of(&parts);
+        let kept = (!body.is_end_stream()).then(|| Arc::new(Mutex::new(Kept::new())));
+        let body = match &kept {
+            Some(kept) => Body::new(KeepingBody {
+                inner: Some(body),
+                kept: kept.clone(),
+                cap,
+            }),
+            None => body,
+        };
+        let (response, record) =
+            rerun::recorded(next.clone().run(Request::from_parts(parts, body))).await;
+        if run == RUNS
+            || response.status() != StatusCode::SERVICE_UNAVAILABLE
+            || !record.may_run_again()
+        {
+            return (response, run);
+        }
+        let body = match kept {
+            None => Body::empty(),
+            Some(kept) => match kept.lock().unwrap_or_else(PoisonError::into_inner).replay() {
+                Some(body) => body,
+                None => return (response, run),
+            },
+        };
+        tracing::info!(
+            method = %again.method,
+            path = %again.uri.path(),
+            "running a request again: its database connection was lost"
+        );
+        drop(response);
+        req = Request::from_parts(again, body);
+        run += 1;
     }
-    let body = match kept {
-        None => Body::empty(),
-        Some(kept) => match kept.lock().unwrap_or_else(PoisonError::into_inner).replay() {
-            Some(body) => body,
-            None => return (response, false),
-        },
-    };
-    tracing::info!(
-        method = %again.method,
-        path = %again.uri.path(),
-        "running a request again: its database connection was lost"
-    );
-    drop(response);
-    (next.run(Request::from_parts(again, body)).await, true)
 }
 
 /// The request line, headers and extensions (route parameters, the peer's
@@ -249,7 +261,7 @@ mod tests {
 
     const CAP: usize = 16;
 
-    /// How a route's first run ends.
+    /// How a route's failing runs end.
     #[derive(Clone, Copy)]
     enum FirstRun {
         /// Its connection lost after it read the body.
@@ -263,9 +275,9 @@ mod tests {
         Failed,
     }
 
-    /// A route whose first run ends as `first` says, and whose later runs
-    /// echo the body they read.
-    fn flaky(first: FirstRun) -> (Router, Arc<AtomicUsize>) {
+    /// A route whose first `failing` runs end as `first` says, and whose
+    /// later runs echo the body they read.
+    fn flaky(first: FirstRun, failing: usize) -> (Router, Arc<AtomicUsize>) {
         let runs = Arc::new(AtomicUsize::new(0));
         let counter = runs.clone();
         let handler = move |axum::extract::Path(id): axum::extract::Path<u32>, req: Request| {
@@ -275,7 +287,7 @@ mod tests {
                     let bytes = req.into_body().collect().await.unwrap().to_bytes();
                     String::from_utf8_lossy(&bytes).into_owned()
                 };
-                if counter.fetch_add(1, Ordering::SeqCst) > 0 {
+                if counter.fetch_add(1, Ordering::SeqCst) >= failing {
                     return (StatusCode::OK, format!("{id}:{}", read(req).await)).into_response();
                 }
                 let status = match first {
@@ -310,10 +322,10 @@ mod tests {
         (router, runs)
     }
 
-    /// The answer to one request on a fresh `flaky(first)` route, and how
-    /// many times the route ran.
-    async fn answer(first: FirstRun, body: Body) -> (StatusCode, String, usize) {
-        let (router, runs) = flaky(first);
+    /// The answer to one request on a fresh `flaky(first, failing)` route,
+    /// and how many times the route ran.
+    async fn answer(first: FirstRun, failing: usize, body: Body) -> (StatusCode, String, usize) {
+        let (router, runs) = flaky(first, failing);
         let req = Request::post("/7").body(body).unwrap();
         let response = router.oneshot(req).await.unwrap();
         let status = response.status();
@@ -332,29 +344,34 @@ mod tests {
     #[tokio::test]
     async fn a_lost_connection_runs_the_request_again_with_the_same_body() {
         for first in [FirstRun::Lost, FirstRun::LostUnread] {
-            let reply = answer(first, in_pieces(&[b"hello ", b"there"])).await;
+            let reply = answer(first, 1, in_pieces(&[b"hello ", b"there"])).await;
             assert_eq!(reply, (StatusCode::OK, "7:hello there".into(), 2));
-            let reply = answer(first, Body::empty()).await;
+            let reply = answer(first, 1, Body::empty()).await;
             assert_eq!(reply, (StatusCode::OK, "7:".into(), 2));
+            // A second run that loses its connection too runs a third time.
+            let reply = answer(first, 2, in_pieces(&[b"hello ", b"there"])).await;
+            assert_eq!(reply, (StatusCode::OK, "7:hello there".into(), 3));
         }
         // A body over the cap that the first run never read comes back
         // whole.
         let over_cap = in_pieces(&[b"0123456789", b"0123456789"]);
-        let reply = answer(FirstRun::LostUnread, over_cap).await;
+        let reply = answer(FirstRun::LostUnread, 1, over_cap).await;
         assert_eq!(reply, (StatusCode::OK, "7:01234567890123456789".into(), 2));
     }
 
     #[tokio::test]
     async fn a_request_is_not_run_again_when_it_may_not_be() {
-        let lost = || (StatusCode::SERVICE_UNAVAILABLE, "lost".to_string(), 1);
+        let lost = |runs| (StatusCode::SERVICE_UNAVAILABLE, "lost".to_string(), runs);
         // A write's COMMIT was sent before the connection was lost.
-        let reply = answer(FirstRun::LostAfterCommit, in_pieces(&[b"x"])).await;
-        assert_eq!(reply, lost());
+        let reply = answer(FirstRun::LostAfterCommit, 1, in_pieces(&[b"x"])).await;
+        assert_eq!(reply, lost(1));
         // A body over the cap was read, and not kept.
         let over_cap = in_pieces(&[b"0123456789", b"0123456789"]);
-        assert_eq!(answer(FirstRun::Lost, over_cap).await, lost());
+        assert_eq!(answer(FirstRun::Lost, 1, over_cap).await, lost(1));
         // Only a lost connection's 503 is run again.
-        let reply = answer(FirstRun::Failed, in_pieces(&[b"x"])).await;
+        let reply = answer(FirstRun::Failed, 1, in_pieces(&[b"x"])).await;
         assert_eq!(reply, (StatusCode::INTERNAL_SERVER_ERROR, "lost".into(), 1));
+        // Three runs at most.
+        assert_eq!(answer(FirstRun::Lost, 3, in_pieces(&[b"x"])).await, lost(3));
     }
 }
