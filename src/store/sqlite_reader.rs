@@ -324,11 +324,12 @@ async fn without_budget<T: ReaderRow + Send + 'static>(
     sql: &Sql,
 ) -> StoreResult<(ReaderConnection, rusqlite::Result<Vec<T>>)> {
     tracing::debug!("SQLite read over budget: finishing it on a blocking thread");
-    reader.long_reads.fetch_add(1, Ordering::Relaxed);
     let turn = tokio::time::timeout(reader.blocking_wait, reader.blocking.acquire())
         .await
         .map_err(|_| StoreError::Unavailable("no turn for a long read".into()))?
         .map_err(|e| StoreError::Other(e.to_string()))?;
+    // Counted once it has its turn: a read refused one never ran here.
+    reader.long_reads.fetch_add(1, Ordering::Relaxed);
     let (text, args) = (sql.text.clone(), sql.args.clone());
     let finished = tokio::task::spawn_blocking(move || {
         let answer = conn.query_all_unbudgeted(&text, &args);
