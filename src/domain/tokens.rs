@@ -151,13 +151,62 @@ impl<'de> serde::de::Visitor<'de> for SentVisitor {
 }
 
 /// Keys derived from the one secret.
-#[derive(Clone)]
 pub struct Keys {
     secret: Vec<u8>,
     encoding: EncodingKey,
     decoding: DecodingKey,
     /// Built once: it holds sets of claim names, allocated on every build.
     validation: Validation,
+    verified: VerifiedTokens,
+}
+
+/// JWTs that passed [`Keys::verify_jwt`], by their exact text, with their
+/// claims: a client sends the same access token with every request, and
+/// checking its signature and reading its claims again each time cost
+/// about a tenth of a request's time. A token is the same bytes that were
+/// verified, so the only thing that can change is the clock: an entry
+/// answers only while its `exp` has not passed, and anything else goes
+/// the whole way again (which gives the error message). What the token
+/// names is checked against the database on every request as before (the
+/// user, active, its token version; a refresh token's blacklist).
+struct VerifiedTokens {
+    claims: std::sync::Mutex<std::collections::HashMap<String, Claims>>,
+}
+
+/// Tokens kept at most (each a few hundred bytes). New tokens come only
+/// from logins and refreshes, which are rate-limited and each cost a
+/// password hash or a database write.
+const VERIFIED_TOKENS_KEPT: usize = 4096;
+
+impl VerifiedTokens {
+    fn new() -> Self {
+        VerifiedTokens {
+            claims: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// The claims of `token` if it was verified and has not expired at
+    /// `now` (Unix seconds; `exp` equal to `now` is still valid, as
+    /// jsonwebtoken without leeway has it).
+    fn get(&self, token: &str, now: i64) -> Option<Claims> {
+        let kept = self.claims.lock().ok()?;
+        kept.get(token).filter(|c| c.exp >= now).cloned()
+    }
+
+    /// Keeps `claims` of a token that has just been verified. When full,
+    /// expired entries go; if that frees nothing, all go.
+    fn keep(&self, token: &str, claims: &Claims, now: i64) {
+        let Ok(mut kept) = self.claims.lock() else {
+            return;
+        };
+        if kept.len() >= VERIFIED_TOKENS_KEPT {
+            kept.retain(|_, c| c.exp >= now);
+            if kept.len() >= VERIFIED_TOKENS_KEPT {
+                kept.clear();
+            }
+        }
+        kept.insert(token.to_string(), claims.clone());
+    }
 }
 
 impl Keys {
@@ -167,6 +216,7 @@ impl Keys {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             decoding: DecodingKey::from_secret(secret.as_bytes()),
             validation: jwt_validation(),
+            verified: VerifiedTokens::new(),
         }
     }
 
@@ -197,6 +247,26 @@ impl Keys {
     /// Verifies signature and expiry and reads the claims. The error is
     /// SimpleJWT's message for the failure. `expected` checks the type.
     pub fn verify_jwt(&self, token: &str, expected: Option<TokenType>) -> Result<Claims, String> {
+        // jsonwebtoken's clock, which checks `exp` on the way in.
+        let now = i64::try_from(jsonwebtoken::get_current_timestamp()).unwrap_or(i64::MAX);
+        if let Some(claims) = self.verified.get(token, now) {
+            return match expected {
+                Some(kind) if claims.token_type != kind.as_str() => {
+                    Err("Token has wrong type".into())
+                }
+                _ => Ok(claims),
+            };
+        }
+        let claims = self.verify_jwt_uncached(token, expected)?;
+        self.verified.keep(token, &claims, now);
+        Ok(claims)
+    }
+
+    fn verify_jwt_uncached(
+        &self,
+        token: &str,
+        expected: Option<TokenType>,
+    ) -> Result<Claims, String> {
         let data = jsonwebtoken::decode::<SentClaims>(token, &self.decoding, &self.validation)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => "Token is expired".to_string(),
@@ -465,6 +535,72 @@ mod tests {
         );
         let other = Keys::new("z".repeat(40).as_str());
         assert_eq!(other.verify_jwt(&t, None).unwrap_err(), "Token is invalid");
+    }
+
+    #[test]
+    fn a_verified_jwt_answers_from_memory_while_it_is_unexpired() {
+        let keys = Keys::new("k".repeat(40).as_str());
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let (t, jti) = keys.issue_jwt(TokenType::Access, 7, 3, now, 600);
+        assert!(keys.verified.get(&t, now).is_none());
+        let first = keys.verify_jwt(&t, Some(TokenType::Access)).unwrap();
+        let kept = keys.verified.get(&t, now).expect("kept after verifying");
+        assert_eq!((kept.user_id, kept.version, &kept.jti), (7, 3, &jti));
+        let again = keys.verify_jwt(&t, Some(TokenType::Access)).unwrap();
+        assert_eq!((again.user_id, again.exp, again.jti), (7, first.exp, jti));
+        // The kept claims still say what type the token is.
+        assert_eq!(
+            keys.verify_jwt(&t, Some(TokenType::Refresh)).unwrap_err(),
+            "Token has wrong type"
+        );
+        // Valid up to and including its `exp`, as jsonwebtoken has it.
+        assert!(keys.verified.get(&t, first.exp).is_some());
+        assert!(keys.verified.get(&t, first.exp + 1).is_none());
+        // Other bytes are another token: a changed signature is checked.
+        let mut forged = t.clone();
+        let last = forged.pop().unwrap();
+        forged.push(if last == 'A' { 'B' } else { 'A' });
+        assert_eq!(
+            keys.verify_jwt(&forged, None).unwrap_err(),
+            "Token is invalid"
+        );
+        assert!(keys.verified.get(&forged, now).is_none());
+        // Failures are not kept.
+        let (old, _) = keys.issue_jwt(TokenType::Access, 7, 3, now - 120, 60);
+        assert_eq!(keys.verify_jwt(&old, None).unwrap_err(), "Token is expired");
+        assert!(keys.verified.get(&old, now - 100).is_none());
+    }
+
+    #[test]
+    fn verified_jwts_kept_stay_bounded_and_expired_ones_go_first() {
+        let kept = VerifiedTokens::new();
+        let claims = |exp| Claims {
+            token_type: "access".into(),
+            jti: "j".into(),
+            user_id: 1,
+            exp,
+            iat: 0,
+            version: 0,
+        };
+        let now = 1_000;
+        kept.keep("live", &claims(now + 60), now);
+        for n in 1..VERIFIED_TOKENS_KEPT {
+            kept.keep(&format!("old{n}"), &claims(now - 1), now - 100);
+        }
+        assert_eq!(kept.claims.lock().unwrap().len(), VERIFIED_TOKENS_KEPT);
+        // Full: the expired ones make room, the live one stays.
+        kept.keep("new", &claims(now + 60), now);
+        assert_eq!(kept.claims.lock().unwrap().len(), 2);
+        assert!(kept.get("live", now).is_some() && kept.get("new", now).is_some());
+        // Full of live tokens: all go, the newest is kept.
+        for n in 0..VERIFIED_TOKENS_KEPT {
+            kept.keep(&format!("live{n}"), &claims(now + 60), now);
+        }
+        assert!(kept.claims.lock().unwrap().len() <= VERIFIED_TOKENS_KEPT);
+        assert!(
+            kept.get(&format!("live{}", VERIFIED_TOKENS_KEPT - 1), now)
+                .is_some()
+        );
     }
 
     fn signed(keys: &Keys, claims: serde_json::Value) -> String {
