@@ -39,6 +39,9 @@ crate::reader_row!(MemberRow {
 
 const COLUMNS: &str = "u.id, u.email, u.first_name, u.last_name, u.role, u.organization_id, \
      u.department_id, u.added_by, u.created_at, u.updated_at";
+/// Written into the SQL, never bound: the team-only indexes (migration
+/// 0009) carry this very condition, and SQLite uses a partial index only
+/// for a query that repeats it literally.
 const TEAM_ROLES: &str = "('admin', 'coach', 'member')";
 
 /// The fields a team list can be ordered by.

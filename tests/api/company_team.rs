@@ -426,6 +426,84 @@ async fn team_ordering_and_pagination_keep_search_in_links() {
     assert_eq!(by_email.body["results"].as_array().unwrap().len(), 6);
 }
 
+/// Pages without a search walk team-only indexes (migration 0009): in every
+/// ordering, page after page holds the team in order and never a client,
+/// including users who left the team or joined it after they were added.
+#[tokio::test]
+async fn team_pages_in_every_ordering_hold_the_team_and_no_client() {
+    let app = TestApp::spawn().await;
+    let (_, token, _) = app.active_user("admin@example.com", "Admin").await;
+    let people = [
+        ("a@x.org", "Eve", "Young"),
+        ("b@x.org", "Bob", "Brown"),
+        ("c@x.org", "Cy", "Adams"),
+        ("d@x.org", "Di", "Clark"),
+        ("e@x.org", "Al", "Zane"),
+        ("f@x.org", "Flo", "Brown"),
+        ("g@x.org", "Gus", "Moss"),
+    ];
+    for (email, first, last) in people {
+        add(&app, &token, email, first, last).await;
+    }
+    // Two become clients, as the organisation API makes them; one of them
+    // comes back to the team.
+    for sql in [
+        "UPDATE users SET role = 'client' WHERE email = 'b@x.org' RETURNING id",
+        "UPDATE users SET role = 'client' WHERE email = 'e@x.org' RETURNING id",
+        "UPDATE users SET role = 'client' WHERE email = 'g@x.org' RETURNING id",
+        "UPDATE users SET role = 'coach' WHERE email = 'g@x.org' RETURNING id",
+    ] {
+        app.scalar_i64(sql).await;
+    }
+    let everyone = app.get("/api/myTeams/?page_size=100", Some(&token)).await;
+    assert_eq!(everyone.body["count"], 6, "{}", everyone.text);
+    let team: Vec<Value> = everyone.body["results"].as_array().unwrap().clone();
+    for field in [
+        "id",
+        "first_name",
+        "last_name",
+        "email",
+        "created_at",
+        "updated_at",
+    ] {
+        for desc in [false, true] {
+            let ordering = if desc {
+                format!("-{field}")
+            } else {
+                field.to_string()
+            };
+            let mut expected = team.clone();
+            expected.sort_by(|x, y| {
+                let key = |m: &Value| (m[field].to_string(), m["id"].as_i64().unwrap());
+                let order = if field == "id" {
+                    x["id"].as_i64().cmp(&y["id"].as_i64())
+                } else {
+                    key(x).cmp(&key(y))
+                };
+                if desc { order.reverse() } else { order }
+            });
+            let expected: Vec<&str> = expected
+                .iter()
+                .map(|m| m["email"].as_str().unwrap())
+                .collect();
+            let mut seen = Vec::new();
+            for page in 1..=3 {
+                let reply = app
+                    .get(
+                        &format!("/api/myTeams/?ordering={ordering}&page_size=2&page={page}"),
+                        Some(&token),
+                    )
+                    .await;
+                assert_eq!(reply.status, 200, "{ordering} {page}: {}", reply.text);
+                assert_eq!(reply.body["count"], 6, "{ordering}");
+                seen.extend(emails(&reply));
+            }
+            assert_eq!(seen, expected, "ordering={ordering}");
+            assert!(!seen.iter().any(|e| e == "b@x.org" || e == "e@x.org"));
+        }
+    }
+}
+
 /// A search's matches are cached (`store::team::SearchCache`) against the
 /// team's version: every change, through the API or straight to the
 /// database as another instance would make it, is seen by the next search.
