@@ -145,6 +145,25 @@ fn filtered(select: &str, f: &ProfileFilter) -> Sql {
 }
 
 pub async fn count(tx: &mut Tx, f: &ProfileFilter) -> StoreResult<i64> {
+    let unfiltered = f.license.is_none()
+        && f.english_level.is_none()
+        && f.missing_document.is_none()
+        && f.q.is_none();
+    if unfiltered {
+        // From the trigger-maintained `profile_counts` (migration 0010).
+        let sql = match f.organization_id {
+            Some(org) => Sql::with_args(
+                "SELECT COALESCE((SELECT n FROM profile_counts WHERE organization_id = $1), 0)",
+                vec![Arg::Int(org)],
+            ),
+            // SUM of BIGINT is NUMERIC on PostgreSQL.
+            None if tx.is_postgres() => {
+                Sql::new("SELECT COALESCE(SUM(n), 0)::BIGINT FROM profile_counts")
+            }
+            None => Sql::new("SELECT COALESCE(SUM(n), 0) FROM profile_counts"),
+        };
+        return fetch_int(tx, &sql).await;
+    }
     // Every profile has its user (NOT NULL, ON DELETE CASCADE), so the join
     // only matters for the email in `q`; without it the count is read from
     // the organisation index alone (1,000,000 profiles: 1.4 s with the join).

@@ -1030,6 +1030,54 @@ async fn members_get_profiles_when_made_or_moved_into_the_role() {
     assert_eq!(r.body["profile"]["last_name"], json!("Coach"));
 }
 
+/// An unfiltered list's total is read from `profile_counts` (migration
+/// 0010), kept by triggers: it follows every profile made and removed, in
+/// each organisation and for staff, and agrees with a filter that matches
+/// every profile (which counts rows).
+#[tokio::test]
+async fn unfiltered_totals_follow_every_profile_made_and_removed() {
+    let app = TestApp::spawn().await;
+    let a = org(&app, "a").await;
+    let b = org(&app, "b").await;
+    let (_, staff) = app.staff("staff@example.com").await;
+    let totals = || async {
+        let mut seen = Vec::new();
+        for token in [&a.admin, &b.admin, &staff] {
+            let all = app.get("/api/v1/profiles", Some(token)).await;
+            assert_eq!(all.status, 200, "{}", all.text);
+            let counted = app.get("/api/v1/profiles?q=%40", Some(token)).await;
+            assert_eq!(all.body["meta"]["total"], counted.body["meta"]["total"]);
+            seen.push(all.body["meta"]["total"].as_i64().unwrap());
+        }
+        seen
+    };
+    assert_eq!(totals().await, [1, 1, 2]);
+    let mut added = Vec::new();
+    for n in 0..2 {
+        let r = app
+            .post(
+                "/api/myTeams/",
+                Some(&a.admin),
+                json!({"email": format!("w{n}@a.example"), "first_name": "W", "last_name": "A",
+                       "password": PASSWORD, "role": "Member"}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        added.push(r.body["id"].as_i64().unwrap());
+    }
+    assert_eq!(totals().await, [3, 1, 4]);
+    let r = app
+        .delete(&format!("/api/myTeams/{}/", added[0]), Some(&a.admin), None)
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(totals().await, [2, 1, 3]);
+    // A filter that matches nothing still counts (0), not the table.
+    let none = app
+        .get("/api/v1/profiles?q=nobody-at-all", Some(&a.admin))
+        .await;
+    assert_eq!(none.body["meta"]["total"], json!(0));
+}
+
 #[tokio::test]
 async fn concurrent_changes_without_if_match_all_apply() {
     let app = TestApp::spawn().await;
