@@ -176,6 +176,56 @@ async fn team_members_are_the_organisations_admins_coaches_and_members() {
     );
 }
 
+/// Unfiltered people lists read their totals from the trigger-kept
+/// `user_counts`, and the team's pages walk its partial indexes: totals
+/// agree with a filter that counts rows, and follow role changes and
+/// deletions; pages hold the right people in id order.
+#[tokio::test]
+async fn people_totals_and_pages_follow_role_changes_and_deletions() {
+    let app = TestApp::spawn().await;
+    let (admin, access, key) = app.org_admin_with_key("jane@example.com").await;
+    let mut members = Vec::new();
+    for n in 0..3 {
+        let body = json!({"email": format!("m{n}@example.com"), "first_name": "Pat",
+                          "last_name": "Member", "password": PASSWORD, "role": "Member"});
+        let reply = app.post("/api/myTeams/", Some(&access), body).await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        members.push(reply.body["id"].as_i64().unwrap());
+    }
+    client(&app, &key, "Cli Ent", "client@example.com").await;
+    let totals = || async {
+        let team = get(&app, &key, "/team-members?per_page=2").await;
+        let counted = get(&app, &key, "/team-members?filter[role]=admin,coach,member").await;
+        assert_eq!(team.body["meta"]["total"], counted.body["meta"]["total"]);
+        let clients = get(&app, &key, "/clients").await;
+        let counted = get(&app, &key, "/clients?filter[email]=example.com").await;
+        assert_eq!(clients.body["meta"]["total"], counted.body["meta"]["total"]);
+        (
+            team.body["meta"]["total"].as_i64().unwrap(),
+            clients.body["meta"]["total"].as_i64().unwrap(),
+            ids(&team),
+        )
+    };
+    let first_two = vec![admin.to_string(), members[0].to_string()];
+    assert_eq!(totals().await, (4, 1, first_two));
+    // A member becomes a client (as another writer would make them).
+    app.scalar_i64("UPDATE users SET role = 'client' WHERE email = 'm0@example.com' RETURNING id")
+        .await;
+    let next_two = vec![admin.to_string(), members[1].to_string()];
+    assert_eq!(totals().await, (3, 2, next_two));
+    let reply = app
+        .delete(
+            &format!("/api/myTeams/{}/", members[1]),
+            Some(&access),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 204, "{}", reply.text);
+    let (team, clients, page) = totals().await;
+    assert_eq!((team, clients), (2, 2));
+    assert_eq!(page, [admin.to_string(), members[2].to_string()]);
+}
+
 #[tokio::test]
 async fn clients_are_created_listed_and_can_log_in_with_a_password() {
     let app = TestApp::spawn().await;
