@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use super::query::{self, Arg, Sql, like_pattern};
-use super::{StoreResult, Tx, on_tx};
+use super::{StoreResult, Tx, on_tx, users};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MemberRow {
@@ -39,9 +39,11 @@ crate::reader_row!(MemberRow {
 
 const COLUMNS: &str = "u.id, u.email, u.first_name, u.last_name, u.role, u.organization_id, \
      u.department_id, u.added_by, u.created_at, u.updated_at";
-/// Written into the SQL, never bound: the team-only indexes (migration
-/// 0009) carry this very condition, and SQLite uses a partial index only
-/// for a query that repeats it literally.
+/// The domain's team roles as [`users::roles_sql`] writes them (a test
+/// checks they agree), kept as a constant for the hot list query. Written
+/// into the SQL, never bound: the team-only indexes (migration 0009) carry
+/// this very condition, and SQLite uses a partial index only for a query
+/// that repeats it literally.
 const TEAM_ROLES: &str = "('admin', 'coach', 'member')";
 
 /// The fields a team list can be ordered by.
@@ -156,19 +158,6 @@ fn matching(sql: &mut Sql, org: i64, terms: &[String], pg: bool, extra: &str) {
     }
 }
 
-/// Appends the number of team members without search terms, from the
-/// trigger-maintained `user_counts` rather than by counting rows.
-fn team_size(sql: &mut Sql, org: i64, pg: bool) {
-    // SUM of BIGINT is NUMERIC on PostgreSQL.
-    let cast = if pg { "::BIGINT" } else { "" };
-    sql.push(&format!(
-        "SELECT COALESCE(SUM(n), 0){cast} FROM user_counts WHERE organization_id = "
-    ))
-    .bind(Arg::Int(org))
-    .push(" AND role IN ")
-    .push(TEAM_ROLES);
-}
-
 /// How many members match. Without search terms the answer comes from the
 /// trigger-maintained `user_counts`, not from counting rows; with them, from
 /// the search's ordered matches (cached, see [`SearchCache`]).
@@ -184,7 +173,7 @@ pub async fn count(
         return Ok(ids.len() as i64);
     }
     let mut sql = Sql::default();
-    team_size(&mut sql, org, tx.is_postgres());
+    users::push_count_in_roles(&mut sql, org, TEAM_ROLES, tx.is_postgres());
     query::fetch_int(tx, &sql).await
 }
 
@@ -207,7 +196,7 @@ pub async fn list(
     let mut sql = Sql::default();
     if terms.is_empty() {
         sql.push(&format!("SELECT {COLUMNS}, ("));
-        team_size(&mut sql, org, pg);
+        users::push_count_in_roles(&mut sql, org, TEAM_ROLES, pg);
         sql.push(") AS total FROM users u WHERE u.id IN (");
         matching(&mut sql, org, terms, pg, "");
         sql.push(&order_by);
@@ -414,6 +403,14 @@ impl SearchCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn team_roles_in_the_sql_are_the_domains() {
+        assert_eq!(
+            users::roles_sql(&crate::domain::organisation::TEAM_ROLES),
+            TEAM_ROLES
+        );
+    }
 
     fn key(term: &str) -> SearchKey {
         SearchKey {

@@ -210,6 +210,38 @@ pub async fn count_in_role(tx: &mut Tx, organization_id: i64, role: &str) -> Sto
         .await?))
 }
 
+/// `('admin', 'coach', 'member')`: roles written into the SQL, not bound.
+/// They are the domain's constants, never a client's words (checked:
+/// lowercase letters only), and written out they let the team's partial
+/// indexes (migration 0009) serve its pages, as SQLite takes a partial
+/// index only for a query that repeats its condition.
+pub fn roles_sql(roles: &[&str]) -> String {
+    let quoted: Vec<String> = roles
+        .iter()
+        .filter(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_lowercase()))
+        .map(|r| format!("'{r}'"))
+        .collect();
+    if quoted.is_empty() {
+        "(NULL)".into()
+    } else {
+        format!("({})", quoted.join(", "))
+    }
+}
+
+/// Appends a query for how many users of the organisation hold one of
+/// `roles` (as [`roles_sql`] writes them), read from the trigger-kept
+/// `user_counts` rather than by counting rows.
+pub fn push_count_in_roles(sql: &mut Sql, organization_id: i64, roles: &str, pg: bool) {
+    // SUM of BIGINT is NUMERIC on PostgreSQL.
+    let cast = if pg { "::BIGINT" } else { "" };
+    sql.push(&format!(
+        "SELECT COALESCE(SUM(n), 0){cast} FROM user_counts WHERE organization_id = "
+    ))
+    .bind(Arg::Int(organization_id))
+    .push(" AND role IN ")
+    .push(roles);
+}
+
 /// Inserts many users in one statement per call (for seeding); returns
 /// nothing, since bulk callers look rows up by email afterwards.
 pub async fn insert_many(tx: &mut Tx, users: &[NewUser<'_>]) -> StoreResult<()> {
