@@ -450,8 +450,7 @@ impl Db {
             }),
             Db::Sqlite(pool, None, _) => Tx::Sqlite(Handle::Transaction(pool.begin().await?)),
             Db::Postgres(pool) => Tx::Postgres(Handle::Transaction(
-                pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                    .await?,
+                pg_begin(pool, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await?,
             )),
         })
     }
@@ -516,7 +515,7 @@ impl Db {
                 Tx::Sqlite(Handle::Write(tx, Writer::Turn(turn)))
             }
             Db::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = pg_begin(pool, "BEGIN").await?;
                 let xid: i64 = sqlx::query_scalar("SELECT txid_current()")
                     .fetch_one(&mut *tx)
                     .await?;
@@ -609,6 +608,25 @@ impl Tx {
         }
         Ok(())
     }
+}
+
+/// Begins a PostgreSQL transaction on a task of its own, which runs to the
+/// end even when the request is dropped (its client went away). sqlx 0.9
+/// counts a transaction only once it has read BEGIN's answer: a request
+/// dropped before then queued no ROLLBACK, and the pool lent the session,
+/// still inside the transaction, to the next request, whose writes failed
+/// in a stale READ ONLY one and whose reads saw its old snapshot (sqlx
+/// issue #4393). On
+/// its own task the BEGIN is always counted, so the dropped transaction is
+/// rolled back as any other is.
+async fn pg_begin(
+    pool: &PgPool,
+    begin: &'static str,
+) -> Result<sqlx::Transaction<'static, Postgres>, sqlx::Error> {
+    let pool = pool.clone();
+    tokio::spawn(async move { pool.begin_with(begin).await })
+        .await
+        .map_err(|e| sqlx::Error::Protocol(format!("the task of a BEGIN failed: {e}")))?
 }
 
 /// Commits a PostgreSQL write. When the answer to its COMMIT is lost with

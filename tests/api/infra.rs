@@ -438,12 +438,8 @@ async fn readiness_turns_503_as_soon_as_shutdown_begins() {
 /// none can be lost.)
 #[tokio::test]
 async fn a_request_whose_postgres_backend_is_terminated_runs_again() {
-    use sqlx::Connection;
     let app = TestApp::spawn().await;
-    let Some(url) = (app.state.db.backend() == "postgres")
-        .then(|| app.state.config.database_url.clone())
-        .flatten()
-    else {
+    let Some(mut locker) = postgres_connection(&app).await else {
         return;
     };
     let (_, token, _) = app.active_user("admin@example.com", "Admin").await;
@@ -452,7 +448,6 @@ async fn a_request_whose_postgres_backend_is_terminated_runs_again() {
         .await;
     assert_eq!(reply.status, 201, "{}", reply.text);
 
-    let mut locker = sqlx::PgConnection::connect(&url).await.unwrap();
     let table_lock = "LOCK TABLE departments IN ACCESS EXCLUSIVE MODE";
     let list = app.get("/api/departments/", Some(&token));
     let reply = terminate_while_waiting(&mut locker, table_lock, list).await;
@@ -496,6 +491,16 @@ async fn a_request_whose_postgres_backend_is_terminated_runs_again() {
         "{}",
         metrics.text
     );
+}
+
+/// A connection of its own to the app's database when that is PostgreSQL
+/// (the tests that need one have nothing to check on SQLite).
+async fn postgres_connection(app: &TestApp) -> Option<sqlx::PgConnection> {
+    use sqlx::Connection;
+    let url = (app.state.db.backend() == "postgres")
+        .then(|| app.state.config.database_url.clone())
+        .flatten()?;
+    Some(sqlx::PgConnection::connect(&url).await.unwrap())
 }
 
 /// Sends `request` while `locker` holds the lock `lock_sql` takes,
@@ -630,4 +635,70 @@ async fn a_long_statement_in_a_sqlite_snapshot_finishes_on_a_blocking_thread() {
         last.text
     );
     assert!(long_reads().await > after_first);
+}
+
+/// A request dropped while its BEGIN is on the wire (the client went away)
+/// leaves no PostgreSQL session inside a transaction. sqlx 0.9 counts a
+/// transaction only once it has read BEGIN's answer, so a future dropped
+/// before then queued no ROLLBACK, and the pool lent that session to the
+/// next request, whose statements ran inside the stale transaction (a
+/// write inside a stale READ ONLY one failed). Here each BEGIN is driven
+/// by hand until PostgreSQL shows its session inside a transaction, and
+/// the request is dropped right then, before its answer is read.
+#[tokio::test]
+async fn a_transaction_dropped_during_its_begin_leaves_no_session_in_a_transaction() {
+    use std::task::{Context, Waker};
+    use std::time::{Duration, Instant};
+    let app = TestApp::spawn().await;
+    let Some(mut watcher) = postgres_connection(&app).await else {
+        return;
+    };
+    let mut in_transaction = async || -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&mut watcher)
+        .await
+        .unwrap()
+    };
+    let (_, token, _) = app.active_user("admin@example.com", "Admin").await;
+    let mut dropped_mid_begin = 0;
+    for attempt in 0..10 {
+        let db = app.state.db.clone();
+        let mut request = Box::pin(async move {
+            if attempt % 2 == 0 {
+                db.begin_read().await
+            } else {
+                db.begin_write().await
+            }
+        });
+        let mut cx = Context::from_waker(Waker::noop());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if request.as_mut().poll(&mut cx).is_ready() {
+                break;
+            }
+            if in_transaction().await > 0 {
+                dropped_mid_begin += 1;
+                break;
+            }
+            assert!(Instant::now() < deadline, "BEGIN never reached the server");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        drop(request);
+        // The dropped connection goes back to the pool on a task of its own.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(in_transaction().await, 0, "attempt {attempt}");
+        // And the session takes writes.
+        let reply = app
+            .post(
+                "/api/departments/",
+                Some(&token),
+                json!({"name": format!("D{attempt}")}),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "attempt {attempt}: {}", reply.text);
+    }
+    assert!(dropped_mid_begin > 0, "no request was dropped mid-BEGIN");
 }
