@@ -616,9 +616,8 @@ impl Tx {
 /// dropped before then queued no ROLLBACK, and the pool lent the session,
 /// still inside the transaction, to the next request, whose writes failed
 /// in a stale READ ONLY one and whose reads saw its old snapshot (sqlx
-/// issue #4393). On
-/// its own task the BEGIN is always counted, so the dropped transaction is
-/// rolled back as any other is.
+/// issue #4393). On its own task the BEGIN is always counted, so the
+/// dropped transaction is rolled back as any other is.
 async fn pg_begin(
     pool: &PgPool,
     begin: &'static str,

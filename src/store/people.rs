@@ -195,20 +195,3 @@ pub async fn set_timezone(tx: &mut Tx, id: i64, timezone: &str) -> StoreResult<(
         .rows_affected());
     Ok(())
 }
-
-#[cfg(test)]
-mod tests {
-    use super::roles_sql;
-
-    #[test]
-    fn scope_roles_are_written_out_only_when_plain_words() {
-        assert_eq!(
-            roles_sql(&["admin", "coach", "member"]),
-            "('admin', 'coach', 'member')"
-        );
-        assert_eq!(roles_sql(&["client"]), "('client')");
-        // Anything else is left out rather than written into the SQL.
-        assert_eq!(roles_sql(&["x' OR 1=1 --", "Admin", ""]), "(NULL)");
-        assert_eq!(roles_sql(&[]), "(NULL)");
-    }
-}

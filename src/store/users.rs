@@ -287,3 +287,20 @@ pub async fn insert_many(tx: &mut Tx, users: &[NewUser<'_>]) -> StoreResult<()> 
     super::query::execute(tx, &sql).await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::roles_sql;
+
+    #[test]
+    fn scope_roles_are_written_out_only_when_plain_words() {
+        assert_eq!(
+            roles_sql(&["admin", "coach", "member"]),
+            "('admin', 'coach', 'member')"
+        );
+        assert_eq!(roles_sql(&["client"]), "('client')");
+        // Anything else is left out rather than written into the SQL.
+        assert_eq!(roles_sql(&["x' OR 1=1 --", "Admin", ""]), "(NULL)");
+        assert_eq!(roles_sql(&[]), "(NULL)");
+    }
+}
