@@ -27,8 +27,8 @@ use crate::app::AppState;
 use crate::store::rerun;
 
 /// How many times a request may run in all: a second run can meet another
-/// backend of the same wave (a failover ends them all), terminated after
-/// the pool's ping had passed.
+/// backend of the same wave (a failover ends them all), on a connection
+/// opened after the first loss was seen.
 const RUNS: u32 = 3;
 
 /// The middleware: see the module's comment.

@@ -21,6 +21,7 @@ pub mod rate_limits;
 pub mod refresh_tokens;
 pub mod rerun;
 pub mod sqlite_reader;
+mod stale_connections;
 pub mod team;
 pub mod users;
 pub mod write_queue;
@@ -56,6 +57,7 @@ impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
         if connection_lost(&err) {
             rerun::note_connection_lost();
+            stale_connections::note_connection_lost();
         }
         match &err {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
@@ -362,6 +364,14 @@ impl Db {
             let pool = PgPoolOptions::new()
                 .max_connections(options.max_connections)
                 .acquire_timeout(options.acquire_timeout)
+                // No ping before each acquire (a round trip per request):
+                // connections opened before the last lost one are retired
+                // instead (see `stale_connections`).
+                .test_before_acquire(false)
+                .before_acquire(|_, meta| {
+                    let live = !stale_connections::opened_before_last_loss(meta.age);
+                    Box::pin(std::future::ready(Ok(live)))
+                })
                 .connect_with(opts)
                 .await?;
             Ok(Db::Postgres(pool))
@@ -671,8 +681,12 @@ async fn transaction_committed(pool: &PgPool, xid: i64) -> Option<bool> {
             .await;
         let status = match asked {
             Ok(status) => status,
-            // Another connection of the same wave, lost too: ask again.
-            Err(err) if connection_lost(&err) => None,
+            // Another connection of the same wave, lost too: ask again,
+            // on a connection opened since.
+            Err(err) if connection_lost(&err) => {
+                stale_connections::note_connection_lost();
+                None
+            }
             Err(_) => return None,
         };
         match status.as_deref() {

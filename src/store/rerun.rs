@@ -2,8 +2,9 @@
 //! PostgreSQL connection was lost can be run again.
 //!
 //! A backend terminated (`pg_terminate_backend`, a fast shutdown, a
-//! failover) while a request is using its connection fails that request,
-//! although the pool tests every connection before handing it out. The
+//! failover) while a request is using its connection, or while the
+//! connection sat idle in the pool (which lends it without a ping: see
+//! `store::stale_connections`), fails that request. The
 //! server rolls back whatever that transaction did, so the request can run
 //! again on a fresh connection, unless one of its transactions had already
 //! sent a write's COMMIT: that write may have landed, and running the

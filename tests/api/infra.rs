@@ -493,6 +493,55 @@ async fn a_request_whose_postgres_backend_is_terminated_runs_again() {
     );
 }
 
+/// The pool does not ping a connection before lending it. When every idle
+/// connection's backend has ended (a restart, a failover), the first
+/// request to meet one runs again, and the rest of the pool's old
+/// connections are retired unused: requests one after another all succeed,
+/// where each dead connection would otherwise fail a run and three in a
+/// row a request.
+#[tokio::test]
+async fn after_the_pools_backends_end_one_request_runs_again_and_none_fails() {
+    let app = TestApp::spawn().await;
+    let Some(mut admin) = postgres_connection(&app).await else {
+        return;
+    };
+    let (_, token, _) = app.active_user("admin@example.com", "Admin").await;
+    // Four connections open and idle in the pool.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(app.state.db.begin_read().await.unwrap());
+    }
+    drop(held);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let (_, idle) = app.state.db.pool_size();
+    assert!(idle >= 3, "{idle} idle connections");
+    let ended: i64 = sqlx::query_scalar(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(ended >= 3, "{ended} backends terminated");
+    // The terminated backends' sockets close.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+
+    for _ in 0..6 {
+        let reply = app.get("/api/auth/users/me/", Some(&token)).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+    }
+    let metrics = app.get("/metrics", None).await;
+    let reruns = metrics
+        .text
+        .lines()
+        .find_map(|l| l.strip_prefix("roster_http_requests_rerun_total "))
+        .and_then(|n| n.parse::<u64>().ok())
+        .expect("the rerun counter");
+    // One, or none when another test's lost connection retired this
+    // pool's first (the mark is process-wide).
+    assert!(reruns <= 1, "{reruns} runs again");
+}
+
 /// A connection of its own to the app's database when that is PostgreSQL
 /// (the tests that need one have nothing to check on SQLite).
 async fn postgres_connection(app: &TestApp) -> Option<sqlx::PgConnection> {
