@@ -226,6 +226,65 @@ async fn people_totals_and_pages_follow_role_changes_and_deletions() {
     assert_eq!(page, [admin.to_string(), members[2].to_string()]);
 }
 
+/// `sort=name` orders people by first name, then last name, then id, both
+/// ways and page after page (the name indexes of migration 0011 serve
+/// it), for the team and for clients, with first names and whole names
+/// shared.
+#[tokio::test]
+async fn people_sort_by_first_then_last_name_then_id_across_pages() {
+    let app = TestApp::spawn().await;
+    let (admin, access, key) = app.org_admin_with_key("jane@example.com").await;
+    let me = app.get("/api/auth/users/me/", Some(&access)).await;
+    let name = |field: &str| me.body[field].as_str().unwrap().to_string();
+    let mut team = vec![(name("first_name"), name("last_name"), admin)];
+    let mut clients = Vec::new();
+    let names = [
+        ("Al", "Zane"),
+        ("Al", "Adams"),
+        ("Bo", "Adams"),
+        ("Al", "Adams"),
+        ("Cy", "Brown"),
+    ];
+    for (n, (first, last)) in names.into_iter().enumerate() {
+        let body = json!({"email": format!("m{n}@example.com"), "first_name": first,
+                          "last_name": last, "password": PASSWORD, "role": "Member"});
+        let reply = app.post("/api/myTeams/", Some(&access), body).await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        team.push((
+            first.into(),
+            last.into(),
+            reply.body["id"].as_i64().unwrap(),
+        ));
+        let id = client(
+            &app,
+            &key,
+            &format!("{first} {last}"),
+            &format!("c{n}@example.com"),
+        )
+        .await;
+        clients.push((first.into(), last.into(), id.parse::<i64>().unwrap()));
+    }
+    for (path, mut people) in [("/team-members", team), ("/clients", clients)] {
+        people.sort();
+        let ascending: Vec<String> = people.iter().map(|p| p.2.to_string()).collect();
+        let descending: Vec<String> = ascending.iter().rev().cloned().collect();
+        for (sort, expected) in [("name", ascending), ("-name", descending)] {
+            let mut seen = Vec::new();
+            for page in 1..=3 {
+                let reply = get(
+                    &app,
+                    &key,
+                    &format!("{path}?sort={sort}&per_page=2&page={page}"),
+                )
+                .await;
+                assert_eq!(reply.status, 200, "{path} {sort}: {}", reply.text);
+                seen.extend(ids(&reply));
+            }
+            assert_eq!(seen, expected, "{path}?sort={sort}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn clients_are_created_listed_and_can_log_in_with_a_password() {
     let app = TestApp::spawn().await;
