@@ -23,6 +23,9 @@
 //! row struct by its field names, as sqlx's `FromRow` maps the same struct
 //! on the pool.
 
+use std::any::TypeId;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -48,9 +51,18 @@ const STEPS_PER_CHECK: i32 = 1_000;
 /// goes to the pool.
 const STEP_BUDGET: u32 = 200;
 
+/// Compiled statements kept per connection. rusqlite keeps 16 by default,
+/// fewer than the distinct statements a server runs (each list's orderings
+/// and filters are statements of their own), and compiling one again
+/// costs more than running it.
+const STATEMENTS_KEPT: usize = 128;
+
 pub struct SqliteReader {
     path: PathBuf,
-    idle: Mutex<Vec<ReaderConnection>>,
+    /// Boxed, as they are taken and given back: a snapshot carries its
+    /// connection inside a request's future, which stays small.
+    #[allow(clippy::vec_box)]
+    idle: Mutex<Vec<Box<ReaderConnection>>>,
     /// Turns for statements of a snapshot that run over the budget on a
     /// blocking thread, as many as the pool has connections: long reads
     /// take no more threads and connections than on the pool.
@@ -62,13 +74,22 @@ pub struct SqliteReader {
     long_reads: AtomicU64,
 }
 
-/// A connection, and the progress handler's count of its current
-/// statement against the statement's limit.
+/// A connection, the progress handler's count of its current statement
+/// against the statement's limit, and where each statement's columns are
+/// for each row type read from it.
 struct ReaderConnection {
     conn: Connection,
     checks: Arc<AtomicU32>,
     limit: Arc<AtomicU32>,
+    columns: RefCell<ColumnsBySql>,
 }
+
+/// [`ReaderRow::columns`] of each statement (by its text) for each row
+/// type. Finding a row's fields by name compares each with the statement's
+/// column names: for the credential check's user row, more time than
+/// reading the row. Bounded by the statements kept, as they are.
+type ColumnsBySql =
+    HashMap<Box<str>, Vec<(TypeId, Arc<[Option<usize>]>)>, foldhash::fast::RandomState>;
 
 impl ReaderConnection {
     /// Runs `sql`, whose `$N` placeholders take `args[N - 1]`, and maps
@@ -76,7 +97,8 @@ impl ReaderConnection {
     fn query_all<T: ReaderRow>(&self, sql: &str, args: &[Arg]) -> rusqlite::Result<Vec<T>> {
         self.checks.store(0, Ordering::Relaxed);
         let mut statement = self.conn.prepare_cached(sql)?;
-        let columns = T::columns(&statement);
+        let columns = T::BY_NAME.then(|| self.columns_of::<T>(sql, &statement));
+        let columns = columns.as_deref().unwrap_or_default();
         for index in 1..=statement.parameter_count() {
             let arg = statement
                 .parameter_name(index)
@@ -88,9 +110,35 @@ impl ReaderConnection {
         let mut rows = statement.raw_query();
         let mut mapped = Vec::new();
         while let Some(row) = rows.next()? {
-            mapped.push(T::from_reader_row(row, &columns)?);
+            mapped.push(T::from_reader_row(row, columns)?);
         }
         Ok(mapped)
+    }
+
+    /// Where `T`'s fields are in the rows of `statement` (whose text is
+    /// `sql`), found once per statement and type.
+    fn columns_of<T: ReaderRow>(
+        &self,
+        sql: &str,
+        statement: &Statement<'_>,
+    ) -> Arc<[Option<usize>]> {
+        let row_type = TypeId::of::<T>();
+        let mut by_sql = self.columns.borrow_mut();
+        if let Some((_, found)) = by_sql
+            .get(sql)
+            .and_then(|types| types.iter().find(|(t, _)| *t == row_type))
+        {
+            return found.clone();
+        }
+        let columns: Arc<[Option<usize>]> = T::columns(statement).into();
+        if by_sql.len() >= STATEMENTS_KEPT {
+            by_sql.clear();
+        }
+        by_sql
+            .entry(sql.into())
+            .or_default()
+            .push((row_type, columns.clone()));
+        columns
     }
 
     /// As [`Self::query_all`] with no step budget: for a thread that may block.
@@ -149,7 +197,7 @@ impl SqliteReader {
         self.long_reads.load(Ordering::Relaxed)
     }
 
-    fn open(&self) -> rusqlite::Result<ReaderConnection> {
+    fn open(&self) -> rusqlite::Result<Box<ReaderConnection>> {
         let conn = Connection::open_with_flags(
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -168,11 +216,13 @@ impl SqliteReader {
                 counted.fetch_add(1, Ordering::Relaxed) >= limited.load(Ordering::Relaxed)
             }),
         )?;
-        Ok(ReaderConnection {
+        conn.set_prepared_statement_cache_capacity(STATEMENTS_KEPT);
+        Ok(Box::new(ReaderConnection {
             conn,
             checks,
             limit,
-        })
+            columns: RefCell::default(),
+        }))
     }
 
     /// Runs `sql`, whose `$N` placeholders take `args[N - 1]`, and maps
@@ -188,7 +238,7 @@ impl SqliteReader {
     }
 
     /// An idle connection, or a new one.
-    fn take(&self) -> Option<ReaderConnection> {
+    fn take(&self) -> Option<Box<ReaderConnection>> {
         if let Some(reader) = self.idle.lock().ok()?.pop() {
             return Some(reader);
         }
@@ -202,7 +252,7 @@ impl SqliteReader {
     }
 
     /// Keeps a connection for reuse (none with a transaction open).
-    fn give_back(&self, reader: ReaderConnection) {
+    fn give_back(&self, reader: Box<ReaderConnection>) {
         if reader.in_transaction() {
             return;
         }
@@ -228,7 +278,7 @@ impl SqliteReader {
 /// blocking thread so the async worker keeps serving other requests.
 pub struct ReadSnapshot {
     reader: Arc<SqliteReader>,
-    conn: Option<ReaderConnection>,
+    conn: Option<Box<ReaderConnection>>,
     started: bool,
 }
 
@@ -320,9 +370,9 @@ impl Drop for ReadSnapshot {
 /// cannot.)
 async fn without_budget<T: ReaderRow + Send + 'static>(
     reader: &SqliteReader,
-    conn: ReaderConnection,
+    conn: Box<ReaderConnection>,
     sql: &Sql,
-) -> StoreResult<(ReaderConnection, rusqlite::Result<Vec<T>>)> {
+) -> StoreResult<(Box<ReaderConnection>, rusqlite::Result<Vec<T>>)> {
     tracing::debug!("SQLite read over budget: finishing it on a blocking thread");
     let turn = tokio::time::timeout(reader.blocking_wait, reader.blocking.acquire())
         .await
@@ -343,7 +393,7 @@ async fn without_budget<T: ReaderRow + Send + 'static>(
 
 /// `conn` with its read transaction ended (a read has nothing to commit).
 /// Should that fail, the transaction stays open and `give_back` drops it.
-fn rolled_back(conn: ReaderConnection) -> ReaderConnection {
+fn rolled_back(conn: Box<ReaderConnection>) -> Box<ReaderConnection> {
     if conn.in_transaction()
         && let Err(e) = conn.run("ROLLBACK")
     {
@@ -378,7 +428,11 @@ fn worth_keeping_after(e: &rusqlite::Error) -> bool {
 }
 
 /// A row type the reader can map (sqlx's `FromRow` maps it on the pool).
-pub trait ReaderRow: Sized {
+pub trait ReaderRow: Sized + 'static {
+    /// Whether the type reads its columns by name (see `columns`), or,
+    /// as a tuple, by position.
+    const BY_NAME: bool = false;
+
     /// Where the type's columns are in the statement's rows, looked up by
     /// name once per statement (empty for a tuple, read by position).
     fn columns(_statement: &Statement<'_>) -> Vec<Option<usize>> {
@@ -397,6 +451,8 @@ pub trait ReaderRow: Sized {
 macro_rules! reader_row {
     ($row:ident { $($field:ident),* $(,)? }) => {
         impl $crate::store::ReaderRow for $row {
+            const BY_NAME: bool = true;
+
             fn columns(statement: &rusqlite::Statement<'_>) -> Vec<Option<usize>> {
                 [$(stringify!($field)),*]
                     .iter()
@@ -459,19 +515,19 @@ impl<T: FromSql> Column for Option<T> {
     }
 }
 
-impl<A: FromSql> ReaderRow for (A,) {
+impl<A: FromSql + 'static> ReaderRow for (A,) {
     fn from_reader_row(row: &Row<'_>, _: &[Option<usize>]) -> rusqlite::Result<Self> {
         Ok((row.get(0)?,))
     }
 }
 
-impl<A: FromSql, B: FromSql> ReaderRow for (A, B) {
+impl<A: FromSql + 'static, B: FromSql + 'static> ReaderRow for (A, B) {
     fn from_reader_row(row: &Row<'_>, _: &[Option<usize>]) -> rusqlite::Result<Self> {
         Ok((row.get(0)?, row.get(1)?))
     }
 }
 
-impl<A: FromSql, B: FromSql, C: FromSql> ReaderRow for (A, B, C) {
+impl<A: FromSql + 'static, B: FromSql + 'static, C: FromSql + 'static> ReaderRow for (A, B, C) {
     fn from_reader_row(row: &Row<'_>, _: &[Option<usize>]) -> rusqlite::Result<Self> {
         Ok((row.get(0)?, row.get(1)?, row.get(2)?))
     }
@@ -609,6 +665,48 @@ mod tests {
         note: Option<String>,
     }
     crate::reader_row!(Named { id, name, note });
+
+    /// The fields of `Named` in another order, and one of them missing.
+    #[derive(Debug, PartialEq)]
+    struct NameFirst {
+        name: String,
+        id: i64,
+    }
+    crate::reader_row!(NameFirst { name, id });
+
+    /// Where a row type's fields are is kept per statement and per type:
+    /// the same statement read again, and read as another type whose
+    /// fields sit elsewhere, maps each from its own columns.
+    #[test]
+    fn kept_column_positions_belong_to_one_statement_and_one_row_type() {
+        let dir = TempDir::new();
+        let (path, _writer) = temp_database(&dir);
+        let reader = SqliteReader::new(path);
+        let sql = "SELECT id, name, 'n' AS note FROM t";
+        let other = "SELECT name, id FROM t";
+        for _ in 0..2 {
+            let named: Vec<Named> = reader.query_all(sql, &[]).unwrap();
+            assert_eq!(
+                named,
+                [Named {
+                    id: 1,
+                    name: "one".into(),
+                    note: Some("n".into())
+                }]
+            );
+            let name_first: Vec<NameFirst> = reader.query_all(sql, &[]).unwrap();
+            let expected = [NameFirst {
+                name: "one".into(),
+                id: 1,
+            }];
+            assert_eq!(name_first, expected);
+            let name_first: Vec<NameFirst> = reader.query_all(other, &[]).unwrap();
+            assert_eq!(name_first, expected);
+            let named: Vec<Named> = reader.query_all(other, &[]).unwrap();
+            assert_eq!(named[0].note, None);
+        }
+        assert_eq!(reader.idle.lock().unwrap().len(), 1, "one connection");
+    }
 
     #[test]
     fn rows_are_mapped_by_column_name_with_dollar_placeholders() {
