@@ -3,7 +3,7 @@
 //!
 //! sqlx pings a pooled connection before handing it out, by default: a
 //! round trip to the server on every request, about a sixth of the time
-//! of a `me` (`bench/README.md`, "This round"). Backends end in waves (a restart, a
+//! of a `me` (`bench/README.md`). Backends end in waves (a restart, a
 //! failover, every backend terminated), and the first request to meet a
 //! dead connection learns of it: its statement fails with a lost
 //! connection, and it runs again (`store::rerun`). So the pool skips the
