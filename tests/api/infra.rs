@@ -485,12 +485,7 @@ async fn a_request_whose_postgres_backend_is_terminated_runs_again() {
             .await;
         assert_eq!(reply.body["count"], 1, "{name}: {}", reply.text);
     }
-    let metrics = app.get("/metrics", None).await;
-    assert!(
-        metrics.text.contains("roster_http_requests_rerun_total 3"),
-        "{}",
-        metrics.text
-    );
+    assert_eq!(counter(&app, "roster_http_requests_rerun_total").await, 3);
 }
 
 /// The pool does not ping a connection before lending it. When every idle
@@ -530,16 +525,21 @@ async fn after_the_pools_backends_end_one_request_runs_again_and_none_fails() {
         let reply = app.get("/api/auth/users/me/", Some(&token)).await;
         assert_eq!(reply.status, 200, "{}", reply.text);
     }
-    let metrics = app.get("/metrics", None).await;
-    let reruns = metrics
-        .text
-        .lines()
-        .find_map(|l| l.strip_prefix("roster_http_requests_rerun_total "))
-        .and_then(|n| n.parse::<u64>().ok())
-        .expect("the rerun counter");
+    let reruns = counter(&app, "roster_http_requests_rerun_total").await;
     // One, or none when another test's lost connection retired this
     // pool's first (the mark is process-wide).
     assert!(reruns <= 1, "{reruns} runs again");
+}
+
+/// The value of the unlabelled counter `name` on `/metrics`.
+async fn counter(app: &TestApp, name: &str) -> u64 {
+    let metrics = app.get("/metrics", None).await;
+    metrics
+        .text
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no counter {name}: {}", metrics.text))
 }
 
 /// A connection of its own to the app's database when that is PostgreSQL
@@ -640,16 +640,7 @@ async fn a_long_statement_in_a_sqlite_snapshot_finishes_on_a_blocking_thread() {
     let (token, _) = app
         .login(&seeded.admin_email, crate::harness::PASSWORD)
         .await;
-    let long_reads = || async {
-        let metrics = app.get("/metrics", None).await;
-        let line = metrics
-            .text
-            .lines()
-            .find_map(|l| l.strip_prefix("roster_sqlite_long_reads_total "))
-            .map(str::to_string);
-        line.and_then(|v| v.parse::<u64>().ok())
-            .expect("the long-read counter")
-    };
+    let long_reads = || counter(&app, "roster_sqlite_long_reads_total");
     assert_eq!(long_reads().await, 0);
 
     let first = app
