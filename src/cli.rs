@@ -205,6 +205,7 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
         acquire_timeout: std::time::Duration::from_secs(config.database_acquire_timeout_secs),
         sqlite_synchronous_full: config.sqlite_synchronous_full,
         sqlite_memory_bytes: config.sqlite_memory_mib.saturating_mul(1024 * 1024),
+        ..crate::store::PoolOptions::new(config.database_max_connections)
     };
     let db = Db::connect(&url, &options).await?;
     db.migrate().await?;

@@ -38,7 +38,8 @@ pub async fn run(
         mailer,
         background_stop.clone(),
     ));
-    let housekeeping = tokio::spawn(housekeeping(state.clone(), background_stop));
+    let housekeeping = tokio::spawn(housekeeping(state.clone(), background_stop.clone()));
+    let snapshots = tokio::spawn(end_stale_snapshots(state.clone(), background_stop));
 
     // Paths work with and without their trailing slash: strip it before routing.
     let app = NormalizePathLayer::trim_trailing_slash().layer(crate::http::router(state.clone()));
@@ -110,6 +111,7 @@ pub async fn run(
     let _ = stop_background.send(true);
     let _ = worker.await;
     let _ = housekeeping.await;
+    let _ = snapshots.await;
     Ok(())
 }
 
@@ -130,6 +132,19 @@ async fn housekeeping(state: AppState, mut shutdown: watch::Receiver<bool>) {
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(3_600)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Every second: ends the read transactions that idle SQLite reader
+/// connections keep past their time. Requests end them as they come; on a
+/// server without requests, this keeps them from holding back another
+/// process's checkpoint (a backup, litestream).
+async fn end_stale_snapshots(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => state.db.end_stale_snapshots(),
             _ = shutdown.changed() => return,
         }
     }

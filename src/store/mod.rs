@@ -128,6 +128,9 @@ pub struct PoolOptions {
     pub sqlite_synchronous_full: bool,
     /// SQLite's soft heap limit, for the whole process.
     pub sqlite_memory_bytes: u64,
+    /// How long SQLite's reader may keep a read transaction between reads
+    /// (see `SqliteReader`).
+    pub sqlite_kept_snapshot_age: Duration,
 }
 
 impl PoolOptions {
@@ -137,6 +140,7 @@ impl PoolOptions {
             acquire_timeout: Duration::from_secs(3),
             sqlite_synchronous_full: true,
             sqlite_memory_bytes: 40 * 1024 * 1024,
+            sqlite_kept_snapshot_age: sqlite_reader::KEPT_SNAPSHOT_AGE,
         }
     }
 }
@@ -409,11 +413,14 @@ impl Db {
                 .await?;
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
             let reader = (!in_memory).then(|| {
-                Arc::new(SqliteReader::with_blocking_limit(
-                    filename,
-                    options.max_connections as usize,
-                    options.acquire_timeout,
-                ))
+                Arc::new(
+                    SqliteReader::with_blocking_limit(
+                        filename,
+                        options.max_connections as usize,
+                        options.acquire_timeout,
+                    )
+                    .keeping_snapshots_for(options.sqlite_kept_snapshot_age),
+                )
             });
             Ok(Db::Sqlite(pool, reader, WriteQueue::default()))
         } else {
@@ -554,6 +561,14 @@ impl Db {
         match tokio::time::timeout(Duration::from_secs(1), ping).await {
             Ok(answer) => Ok(answer?),
             Err(_) => Err(StoreError::Unavailable("no answer within 1 s".into())),
+        }
+    }
+
+    /// Ends the read transactions that SQLite's idle reader connections
+    /// keep and that are no longer current (see `SqliteReader`).
+    pub fn end_stale_snapshots(&self) {
+        if let Db::Sqlite(_, Some(reader), _) = self {
+            reader.end_stale_snapshots();
         }
     }
 

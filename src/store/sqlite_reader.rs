@@ -19,17 +19,29 @@
 //! budget) returns `None`, and the caller takes the pool's path, which
 //! waits, retries and maps errors as every other query does.
 //!
+//! A connection keeps its read transaction open between reads while a new
+//! one would see the same: beginning and ending a transaction costs two
+//! file-lock system calls and more, together more than the credential
+//! check's statement. Whether anything was committed since the kept one
+//! began is told by the WAL index header in shared memory, which every
+//! commit of any connection or process rewrites, and which a new
+//! transaction starts from ([`WalIndexHeader`]). A transaction is kept
+//! for at most [`KEPT_SNAPSHOT_AGE`], and not while the WAL is due for a
+//! checkpoint: a checkpoint cannot copy pages past a snapshot in use, and
+//! a WAL never checkpointed in full never starts over.
+//!
 //! Rows are mapped by [`ReaderRow`], which [`reader_row!`] implements for a
 //! row struct by its field names, as sqlx's `FromRow` maps the same struct
 //! on the pool.
 
 use std::any::TypeId;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use rusqlite::config::DbConfig;
 use rusqlite::types::FromSql;
@@ -57,6 +69,18 @@ const STEP_BUDGET: u32 = 200;
 /// costs more than running it.
 const STATEMENTS_KEPT: usize = 128;
 
+/// How long a connection may keep a read transaction for further reads
+/// (while nothing is committed). Long enough that a busy server begins a
+/// transaction once per many requests; short enough that a checkpoint
+/// waiting for readers to leave the WAL (`wal_checkpoint(RESTART)`, by a
+/// backup tool, say) waits no longer than a request.
+pub const KEPT_SNAPSHOT_AGE: Duration = Duration::from_millis(1);
+
+/// Frames in the WAL at which SQLite checkpoints it after a commit (its
+/// `wal_autocheckpoint` default, which Roster keeps): from there on,
+/// readers keep no transaction, so that the checkpoint can finish.
+const CHECKPOINT_FRAMES: u32 = 1_000;
+
 pub struct SqliteReader {
     path: PathBuf,
     /// Boxed, as they are taken and given back: a snapshot carries its
@@ -72,16 +96,96 @@ pub struct SqliteReader {
     blocking_wait: std::time::Duration,
     /// Statements finished on a blocking thread so far (for `/metrics`).
     long_reads: AtomicU64,
+    /// How long a connection may keep a snapshot ([`KEPT_SNAPSHOT_AGE`]).
+    kept_age: Duration,
 }
 
 /// A connection, the progress handler's count of its current statement
-/// against the statement's limit, and where each statement's columns are
-/// for each row type read from it.
+/// against the statement's limit, where each statement's columns are for
+/// each row type read from it, and the read transaction it keeps.
 struct ReaderConnection {
     conn: Connection,
     checks: Arc<AtomicU32>,
     limit: Arc<AtomicU32>,
     columns: RefCell<ColumnsBySql>,
+    snapshot: Cell<Option<Snapshot>>,
+}
+
+/// A read transaction begun by the reader: the WAL index header it began
+/// from, and when.
+#[derive(Clone, Copy)]
+struct Snapshot {
+    header: WalIndexHeader,
+    begun: Instant,
+}
+
+impl Snapshot {
+    /// Whether a read now, when the header is `header`, would see what
+    /// this transaction sees, and the transaction may be kept (until `age`).
+    fn current(&self, header: &WalIndexHeader, age: Duration, now: Instant) -> bool {
+        self.header == *header
+            && now.saturating_duration_since(self.begun) < age
+            && header.frames() < CHECKPOINT_FRAMES
+    }
+}
+
+/// The WAL index header: the first 48 bytes of the shared memory beside a
+/// database in WAL mode (the `-shm` file), as <https://sqlite.org/walformat.html>
+/// documents them. A new read transaction starts from this copy; every
+/// commit rewrites it (its change counter, frame count and checksum, at
+/// the least) before it returns. The format is shared by every SQLite
+/// version and process on the file, so it does not change.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct WalIndexHeader([u32; 12]);
+
+impl WalIndexHeader {
+    /// Frames in the WAL (`mxFrame`).
+    fn frames(&self) -> u32 {
+        self.0[4]
+    }
+
+    /// The header as `conn` sees it now, or `None` when it has no WAL
+    /// index mapped (before its first read, or not in WAL mode).
+    fn of(conn: &Connection) -> Option<WalIndexHeader> {
+        use std::ffi::{c_int, c_void};
+        use std::sync::atomic::AtomicU32;
+        // A WAL index is mapped in pages of 32 KiB (`WALINDEX_PGSZ`).
+        const PAGE: c_int = 32 * 1024;
+        let mut file: *mut rusqlite::ffi::sqlite3_file = std::ptr::null_mut();
+        let mut region: *mut c_void = std::ptr::null_mut();
+        // SAFETY: `conn` is open, and this thread holds it for the call.
+        // SQLITE_FCNTL_FILE_POINTER writes the main database's file handle
+        // (or leaves it null). `xShmMap` without extending returns the
+        // connection's mapping of the first WAL index page if it has one
+        // (null if not), which stays mapped until the connection closes
+        // or leaves WAL mode, neither of which can happen during this call.
+        // Another connection may rewrite the header meanwhile: it is read
+        // word by word with atomic loads, as SQLite itself reads it
+        // without a lock, and a torn read only differs from any snapshot's.
+        unsafe {
+            let db = conn.handle();
+            let rc = rusqlite::ffi::sqlite3_file_control(
+                db,
+                c"main".as_ptr(),
+                rusqlite::ffi::SQLITE_FCNTL_FILE_POINTER,
+                (&raw mut file).cast(),
+            );
+            if rc != rusqlite::ffi::SQLITE_OK || file.is_null() || (*file).pMethods.is_null() {
+                return None;
+            }
+            let methods = &*(*file).pMethods;
+            let map = methods.xShmMap.filter(|_| methods.iVersion >= 2)?;
+            if map(file, 0, PAGE, 0, &raw mut region) != rusqlite::ffi::SQLITE_OK
+                || region.is_null()
+            {
+                return None;
+            }
+            let words = region.cast::<u32>();
+            Some(WalIndexHeader(std::array::from_fn(|i| {
+                AtomicU32::from_ptr(words.add(i)).load(Ordering::Acquire)
+            })))
+        }
+    }
 }
 
 /// [`ReaderRow::columns`] of each statement (by its text) for each row
@@ -163,6 +267,49 @@ impl ReaderConnection {
     fn in_transaction(&self) -> bool {
         !self.conn.is_autocommit()
     }
+
+    /// Opens a read transaction for a new read, or keeps the one open when
+    /// it still shows what a new one would ([`Snapshot::current`]).
+    fn begin_read(&self, age: Duration) -> rusqlite::Result<()> {
+        let now = Instant::now();
+        // Read before BEGIN: a commit in between is seen by the transaction
+        // and ends it at the next read, which is only early.
+        let header = WalIndexHeader::of(&self.conn);
+        match (self.snapshot.get(), header) {
+            (Some(kept), Some(header))
+                if self.in_transaction() && kept.current(&header, age, now) =>
+            {
+                return Ok(());
+            }
+            _ => self.end_read()?,
+        }
+        self.run("BEGIN")?;
+        // Without a header (the connection's first read), nothing is kept.
+        self.snapshot
+            .set(header.map(|header| Snapshot { header, begun: now }));
+        Ok(())
+    }
+
+    /// Ends the read transaction, if one is open.
+    fn end_read(&self) -> rusqlite::Result<()> {
+        self.snapshot.set(None);
+        if self.in_transaction() {
+            self.run("ROLLBACK")?;
+        }
+        Ok(())
+    }
+
+    /// Whether the connection may wait for reuse as it is: in no
+    /// transaction, or in a read transaction of its own still current.
+    fn keepable(&self, age: Duration, now: Instant) -> bool {
+        if !self.in_transaction() {
+            return true;
+        }
+        match (self.snapshot.get(), WalIndexHeader::of(&self.conn)) {
+            (Some(kept), Some(header)) => kept.current(&header, age, now),
+            _ => false,
+        }
+    }
 }
 
 impl std::fmt::Debug for SqliteReader {
@@ -176,19 +323,28 @@ impl std::fmt::Debug for SqliteReader {
 impl SqliteReader {
     /// A reader of the database file at `path` (connections open lazily).
     pub fn new(path: PathBuf) -> Self {
-        Self::with_blocking_limit(path, 4, std::time::Duration::from_secs(3))
+        Self::with_blocking_limit(path, 4, Duration::from_secs(3))
     }
 
     /// A reader whose snapshots run at most `threads` statements over the
     /// budget at once, each waiting up to `wait` for its turn.
-    pub fn with_blocking_limit(path: PathBuf, threads: usize, wait: std::time::Duration) -> Self {
+    pub fn with_blocking_limit(path: PathBuf, threads: usize, wait: Duration) -> Self {
         SqliteReader {
             path,
             idle: Mutex::new(Vec::new()),
             blocking: tokio::sync::Semaphore::new(threads.max(1)),
             blocking_wait: wait,
             long_reads: AtomicU64::new(0),
+            kept_age: KEPT_SNAPSHOT_AGE,
         }
+    }
+
+    /// The reader, keeping a snapshot for at most `age` (instead of
+    /// [`KEPT_SNAPSHOT_AGE`]). The test servers keep theirs for longer than
+    /// any test: a read sees a commit only because the header told of it.
+    pub fn keeping_snapshots_for(mut self, age: Duration) -> Self {
+        self.kept_age = age;
+        self
     }
 
     /// How many snapshot statements ran over the budget and finished on a
@@ -222,6 +378,7 @@ impl SqliteReader {
             checks,
             limit,
             columns: RefCell::default(),
+            snapshot: Cell::new(None),
         }))
     }
 
@@ -230,11 +387,22 @@ impl SqliteReader {
     /// within the step budget: the caller asks the pool.
     pub fn query_all<T: ReaderRow>(&self, sql: &str, args: &[Arg]) -> Option<Vec<T>> {
         let reader = self.take()?;
-        let answer = reader.query_all(sql, args);
-        if answer.as_ref().err().is_none_or(worth_keeping_after) {
-            self.give_back(reader);
+        if let Err(e) = reader.begin_read(self.kept_age) {
+            tracing::debug!(error = %e, "SQLite reader cannot begin: asking the pool");
+            return None;
         }
-        answer.ok()
+        match reader.query_all(sql, args) {
+            Ok(rows) => {
+                self.give_back(reader);
+                Some(rows)
+            }
+            Err(e) => {
+                if worth_keeping_after(&e) {
+                    self.give_back(rolled_back(reader));
+                }
+                None
+            }
+        }
     }
 
     /// An idle connection, or a new one.
@@ -251,15 +419,31 @@ impl SqliteReader {
         }
     }
 
-    /// Keeps a connection for reuse (none with a transaction open).
+    /// Keeps a connection for reuse, with its read transaction while that
+    /// is current, and ends the transactions that idle connections keep
+    /// and that are no longer current: an idle snapshot must not hold a
+    /// checkpoint back. (A connection in any other transaction is dropped.)
     fn give_back(&self, reader: Box<ReaderConnection>) {
-        if reader.in_transaction() {
+        let (age, now) = (self.kept_age, Instant::now());
+        let Ok(mut idle) = self.idle.lock() else {
+            return;
+        };
+        idle.retain(|other| other.keepable(age, now) || other.end_read().is_ok());
+        if !reader.keepable(age, now) && reader.end_read().is_err() {
             return;
         }
-        if let Ok(mut idle) = self.idle.lock()
-            && idle.len() < MAX_IDLE
-        {
+        if idle.len() < MAX_IDLE {
             idle.push(reader);
+        }
+    }
+
+    /// Ends the read transactions that idle connections keep and that are
+    /// no longer current: run now and then, so that a server without
+    /// requests holds back no other process's checkpoint.
+    pub fn end_stale_snapshots(&self) {
+        let (age, now) = (self.kept_age, Instant::now());
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.retain(|other| other.keepable(age, now) || other.end_read().is_ok());
         }
     }
 }
@@ -314,7 +498,7 @@ impl ReadSnapshot {
                 let Some(conn) = self.reader.take() else {
                     return Ok(None);
                 };
-                if let Err(e) = conn.run("BEGIN") {
+                if let Err(e) = conn.begin_read(self.reader.kept_age) {
                     tracing::debug!(error = %e, "SQLite reader cannot begin: asking the pool");
                     return Ok(None);
                 }
@@ -347,21 +531,21 @@ impl ReadSnapshot {
         }
     }
 
-    /// Ends the read transaction and keeps the connection for reuse.
+    /// Gives the connection back for reuse, with its read transaction
+    /// while that is current (see [`SqliteReader::give_back`]).
     pub fn finish(mut self) {
-        self.release();
-    }
-
-    fn release(&mut self) {
         if let Some(conn) = self.conn.take() {
-            self.reader.give_back(rolled_back(conn));
+            self.reader.give_back(conn);
         }
     }
 }
 
 impl Drop for ReadSnapshot {
+    /// Not finished (an error on the way): the read transaction ends.
     fn drop(&mut self) {
-        self.release();
+        if let Some(conn) = self.conn.take() {
+            self.reader.give_back(rolled_back(conn));
+        }
     }
 }
 
@@ -394,9 +578,7 @@ async fn without_budget<T: ReaderRow + Send + 'static>(
 /// `conn` with its read transaction ended (a read has nothing to commit).
 /// Should that fail, the transaction stays open and `give_back` drops it.
 fn rolled_back(conn: Box<ReaderConnection>) -> Box<ReaderConnection> {
-    if conn.in_transaction()
-        && let Err(e) = conn.run("ROLLBACK")
-    {
+    if let Err(e) = conn.end_read() {
         tracing::warn!(error = %e, "SQLite reader cannot end its read transaction");
     }
     conn
@@ -606,22 +788,82 @@ mod tests {
         Some(rows.into_iter().next().map(|(name,)| name))
     }
 
+    /// Whether the one idle connection keeps a read transaction.
+    fn keeps_a_snapshot(reader: &SqliteReader) -> bool {
+        let idle = reader.idle.lock().unwrap();
+        assert_eq!(idle.len(), 1, "one connection");
+        idle[0].in_transaction()
+    }
+
+    /// Kept transactions are ended by commits, not by their age: the
+    /// reader here keeps them for an hour.
     #[test]
     fn every_lookup_sees_what_other_connections_committed() {
         let dir = TempDir::new();
         let (path, writer) = temp_database(&dir);
-        let reader = SqliteReader::new(path);
+        let reader = SqliteReader::new(path).keeping_snapshots_for(Duration::from_secs(3600));
         assert_eq!(name_of(&reader, 1), Some(Some("one".into())));
         assert_eq!(name_of(&reader, 2), Some(None));
+        // The connection went back keeping its snapshot...
+        assert!(keeps_a_snapshot(&reader));
+        assert_eq!(name_of(&reader, 1), Some(Some("one".into())));
         writer
             .execute_batch(
                 "UPDATE t SET name = 'uno' WHERE id = 1; INSERT INTO t VALUES (2, 'two');",
             )
             .unwrap();
-        // The same pooled connection, a new snapshot.
-        assert_eq!(reader.idle.lock().unwrap().len(), 1);
+        // ...which the commit ended: the same connection, a new snapshot.
         assert_eq!(name_of(&reader, 1), Some(Some("uno".into())));
         assert_eq!(name_of(&reader, 2), Some(Some("two".into())));
+        assert!(keeps_a_snapshot(&reader));
+        // Any commit ends it, whatever it wrote.
+        writer
+            .execute_batch("INSERT INTO t VALUES (3, 'three')")
+            .unwrap();
+        assert_eq!(name_of(&reader, 3), Some(Some("three".into())));
+    }
+
+    #[test]
+    fn a_snapshot_left_idle_past_its_time_is_ended() {
+        let dir = TempDir::new();
+        let (path, _writer) = temp_database(&dir);
+        let reader = SqliteReader::new(path);
+        assert_eq!(name_of(&reader, 1), Some(Some("one".into())));
+        assert!(keeps_a_snapshot(&reader));
+        std::thread::sleep(KEPT_SNAPSHOT_AGE * 2);
+        reader.end_stale_snapshots();
+        assert!(!keeps_a_snapshot(&reader));
+    }
+
+    /// Kept snapshots must not hold checkpoints back: a checkpoint cannot
+    /// copy pages past the oldest snapshot in use, and a WAL that is never
+    /// checkpointed in full never starts over, so it grows with every
+    /// write. Here lookups run between commits of about 10 pages each, 500
+    /// commits in all: the WAL must start over near the checkpoint size.
+    #[test]
+    fn kept_snapshots_let_the_wal_be_checkpointed_and_start_over() {
+        let dir = TempDir::new();
+        let (path, writer) = temp_database(&dir);
+        let reader =
+            SqliteReader::new(path.clone()).keeping_snapshots_for(Duration::from_secs(3600));
+        writer
+            .execute_batch("CREATE TABLE blobs (id INTEGER PRIMARY KEY, b BLOB NOT NULL)")
+            .unwrap();
+        let commit = "BEGIN; WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10) \
+                      INSERT INTO blobs (b) SELECT randomblob(3500) FROM n; COMMIT;";
+        for _ in 0..500 {
+            writer.execute_batch(commit).unwrap();
+            assert_eq!(name_of(&reader, 1), Some(Some("one".into())));
+        }
+        let page: i64 = writer
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap();
+        let wal = std::fs::metadata(path.with_extension("db-wal"))
+            .unwrap()
+            .len();
+        let frames = wal / (page as u64 + 24);
+        let limit = 2 * u64::from(CHECKPOINT_FRAMES);
+        assert!(frames < limit, "the WAL grew to {frames} frames");
     }
 
     #[test]
@@ -772,11 +1014,13 @@ mod tests {
         Sql::with_args("SELECT name FROM t WHERE id = $1", vec![Arg::Int(id)])
     }
 
-    /// How many connections wait for reuse (none may hold a transaction).
+    /// How many connections wait for reuse (none may hold a transaction
+    /// other than a snapshot of its own that is still current).
     fn idle_connections(reader: &SqliteReader) -> usize {
         let idle = reader.idle.lock().unwrap();
+        let now = Instant::now();
         assert!(
-            idle.iter().all(|c| !c.in_transaction()),
+            idle.iter().all(|c| c.keepable(reader.kept_age, now)),
             "an idle connection holds a transaction"
         );
         idle.len()

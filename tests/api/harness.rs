@@ -110,12 +110,16 @@ impl TestApp {
             ..Config::default()
         };
         adjust(&mut config);
-        let db = Db::connect(
-            &url,
-            &roster::store::PoolOptions::new(config.database_max_connections),
-        )
-        .await
-        .expect("connect to the test database");
+        let options = roster::store::PoolOptions {
+            // Longer than any test: on SQLite, a read sees a commit only
+            // because the commit was counted (see `store::sqlite_commits`),
+            // never because a kept snapshot happened to be a millisecond old.
+            sqlite_kept_snapshot_age: Duration::from_secs(3600),
+            ..roster::store::PoolOptions::new(config.database_max_connections)
+        };
+        let db = Db::connect(&url, &options)
+            .await
+            .expect("connect to the test database");
         db.migrate().await.expect("migrate the test database");
         let state = AppState::new(db, config, SECRET).expect("state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
