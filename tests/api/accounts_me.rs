@@ -63,6 +63,16 @@ async fn me_refuses_missing_and_malformed_credentials() {
         send(format!("JWT {access} extra")).await.1["code"],
         "bad_authorization_header"
     );
+    // Words are split on runs of spaces and tabs, as DRF's `bytes.split()`.
+    for spaced in [format!("  jwt \t {access}\t"), format!("Bearer\t{access}")] {
+        let (status, body) = send(spaced).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["email"], "jane@example.com");
+    }
+    assert_eq!(
+        send(format!("JWT {access}\textra")).await.1["code"],
+        "bad_authorization_header"
+    );
     let wrong_type = send(format!("JWT {refresh}")).await;
     assert_eq!(wrong_type.0, 401);
     assert_eq!(
