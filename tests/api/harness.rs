@@ -112,8 +112,9 @@ impl TestApp {
         adjust(&mut config);
         let options = roster::store::PoolOptions {
             // Longer than any test: on SQLite, a read sees a commit only
-            // because the commit was counted (see `store::sqlite_commits`),
-            // never because a kept snapshot happened to be a millisecond old.
+            // because the WAL index header told of it (see
+            // `store::sqlite_reader`), never because a kept transaction
+            // happened to be a millisecond old.
             sqlite_kept_snapshot_age: Duration::from_secs(3600),
             ..roster::store::PoolOptions::new(config.database_max_connections)
         };
