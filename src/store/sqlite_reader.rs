@@ -428,7 +428,7 @@ impl SqliteReader {
         let Ok(mut idle) = self.idle.lock() else {
             return;
         };
-        idle.retain(|other| other.keepable(age, now) || other.end_read().is_ok());
+        end_stale(&mut idle, age, now);
         if !reader.keepable(age, now) && reader.end_read().is_err() {
             return;
         }
@@ -441,11 +441,17 @@ impl SqliteReader {
     /// no longer current: run now and then, so that a server without
     /// requests holds back no other process's checkpoint.
     pub fn end_stale_snapshots(&self) {
-        let (age, now) = (self.kept_age, Instant::now());
         if let Ok(mut idle) = self.idle.lock() {
-            idle.retain(|other| other.keepable(age, now) || other.end_read().is_ok());
+            end_stale(&mut idle, self.kept_age, Instant::now());
         }
     }
+}
+
+/// Ends the read transactions of `idle` connections that are no longer
+/// current (dropping a connection whose transaction will not end).
+#[allow(clippy::vec_box)] // boxed as `SqliteReader::idle` keeps them
+fn end_stale(idle: &mut Vec<Box<ReaderConnection>>, age: Duration, now: Instant) {
+    idle.retain(|conn| conn.keepable(age, now) || conn.end_read().is_ok());
 }
 
 /// A read transaction on one reader connection, for a read of several
