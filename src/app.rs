@@ -13,7 +13,7 @@ use crate::domain::tokens::Keys;
 use crate::filestore::FileStore;
 use crate::http::metrics::Metrics;
 use crate::store::Db;
-use crate::store::team::SearchCache;
+use crate::store::team::{PageMarks, SearchCache};
 
 /// Cloned for every request (each extractor and middleware takes its own
 /// copy), so it is one reference count, not one per field.
@@ -45,6 +45,8 @@ pub struct Shared {
     pub admission: Arc<Semaphore>,
     /// Recent team searches' ordered matches (see [`SearchCache`]).
     pub team_searches: SearchCache,
+    /// Where recently served pages of whole-team lists begin (see [`PageMarks`]).
+    pub team_pages: PageMarks,
     /// Set when shutdown begins: `/readyz` then answers 503.
     draining: AtomicBool,
 }
@@ -66,6 +68,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             admission: Arc::new(Semaphore::new(config_max_concurrent)),
             team_searches: SearchCache::default(),
+            team_pages: PageMarks::default(),
             draining: AtomicBool::new(false),
         })))
     }

@@ -216,6 +216,7 @@ pub async fn list_team(
         list: |tx, offset| team::list(
             tx,
             &state.team_searches,
+            &state.team_pages,
             org,
             &req.terms,
             &req.order,

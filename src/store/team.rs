@@ -1,7 +1,7 @@
 //! Team members: the users of an organisation with role admin, coach or
 //! member. Every function takes the organisation id and filters by it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use super::query::{self, Arg, Sql, like_pattern};
@@ -22,6 +22,9 @@ pub struct MemberRow {
     /// How many members match (pages of [`list`] only).
     #[sqlx(default)]
     pub total: Option<i64>,
+    /// The team's version the row was read at (whole-team pages only).
+    #[sqlx(default)]
+    pub team_version: Option<i64>,
 }
 crate::reader_row!(MemberRow {
     id,
@@ -34,7 +37,8 @@ crate::reader_row!(MemberRow {
     added_by,
     created_at,
     updated_at,
-    total
+    total,
+    team_version
 });
 
 const COLUMNS: &str = "u.id, u.email, u.first_name, u.last_name, u.role, u.organization_id, \
@@ -71,11 +75,16 @@ impl MemberOrder {
     }
 
     fn sort_key(self, pg: bool) -> String {
+        format!("{}{}", self.column(), self.collation(pg))
+    }
+
+    /// What the field is sorted with: text byte-wise on PostgreSQL too.
+    fn collation(self, pg: bool) -> &'static str {
         match (self, pg) {
             (MemberOrder::FirstName | MemberOrder::LastName | MemberOrder::Email, true) => {
-                format!("{} COLLATE \"C\"", self.column())
+                " COLLATE \"C\""
             }
-            _ => self.column().to_string(),
+            _ => "",
         }
     }
 }
@@ -182,49 +191,200 @@ pub async fn count(
 /// matches), and only those rows are read: skipped rows are never fetched,
 /// and neither planner can fall into walking a sort index while testing
 /// every row against the search.
+#[allow(clippy::too_many_arguments)]
 pub async fn list(
     tx: &mut Tx,
     cache: &SearchCache,
+    marks: &PageMarks,
     org: i64,
     terms: &[String],
     order: &[(MemberOrder, bool)],
     limit: i64,
     offset: i64,
 ) -> StoreResult<Vec<MemberRow>> {
+    if terms.is_empty() {
+        return whole_team_page(tx, marks, org, order, limit, offset).await;
+    }
+    let ids = search(tx, cache, org, terms, order).await?;
+    let start = usize::try_from(offset).unwrap_or(usize::MAX).min(ids.len());
+    let end = start
+        .saturating_add(usize::try_from(limit).unwrap_or(0))
+        .min(ids.len());
+    if start == end {
+        return Ok(Vec::new());
+    }
+    // The organisation and roles are checked again: a row that changed
+    // since the matches were collected is left out, never shown.
+    let mut sql = Sql::default();
+    sql.push(&format!("SELECT {COLUMNS}, "))
+        .bind(Arg::Int(ids.len() as i64))
+        .push(" AS total FROM users u WHERE u.organization_id = ")
+        .bind(Arg::Int(org))
+        .push(&format!(" AND u.role IN {TEAM_ROLES} AND u.id IN "))
+        .bind_list(ids[start..end].iter().map(|&id| Arg::Int(id)));
+    sql.push(&order_clause(order, tx.is_postgres()));
+    query::fetch_all(tx, &sql).await
+}
+
+/// A page of the whole team, without search terms. An offset is a walk
+/// along the sort index past every row before the page; a page that has a
+/// mark at or before it, of the same team version, starts at the mark
+/// instead and walks only the rest (see [`PageMarks`]). The statement
+/// itself checks the version, so a mark is used only in a snapshot where
+/// it still holds; when it does not, the page is read by offset.
+async fn whole_team_page(
+    tx: &mut Tx,
+    marks: &PageMarks,
+    org: i64,
+    order: &[(MemberOrder, bool)],
+    limit: i64,
+    offset: i64,
+) -> StoreResult<Vec<MemberRow>> {
     let pg = tx.is_postgres();
+    let keyset = Keyset::of(order).filter(|_| offset >= PageMarks::FROM_OFFSET);
+    if let Some(keyset) = keyset
+        && let Some(mark) = marks.at_or_before(org, order, offset)
+    {
+        let sql = whole_team_sql(org, order, limit, offset, Start::Mark(keyset, &mark), pg);
+        let rows: Vec<MemberRow> = query::fetch_all(tx, &sql).await?;
+        if !rows.is_empty() {
+            marks.note(org, order, keyset, mark.version, offset, &rows);
+            return Ok(rows);
+        }
+    }
+    let sql = whole_team_sql(
+        org,
+        order,
+        limit,
+        offset,
+        Start::Offset {
+            versioned: keyset.is_some(),
+        },
+        pg,
+    );
+    let rows: Vec<MemberRow> = query::fetch_all(tx, &sql).await?;
+    if let Some(keyset) = keyset
+        && let Some(version) = rows.first().and_then(|row| row.team_version)
+    {
+        marks.note(org, order, keyset, version, offset, &rows);
+    }
+    Ok(rows)
+}
+
+/// Where [`whole_team_sql`] starts its walk.
+enum Start<'a> {
+    /// At the first row; with the team's version on each row when the
+    /// page will leave marks.
+    Offset {
+        versioned: bool,
+    },
+    Mark(Keyset, &'a Mark),
+}
+
+/// The statement of [`whole_team_page`]: each row carries the team's size
+/// (`total`, from `user_counts`) and, to file marks under, its version
+/// (`team_version`), read in the same snapshot as the rows.
+fn whole_team_sql(
+    org: i64,
+    order: &[(MemberOrder, bool)],
+    limit: i64,
+    offset: i64,
+    start: Start<'_>,
+    pg: bool,
+) -> Sql {
     let order_by = order_clause(order, pg);
     let mut sql = Sql::default();
-    if terms.is_empty() {
-        sql.push(&format!("SELECT {COLUMNS}, ("));
-        users::push_count_in_roles(&mut sql, org, TEAM_ROLES, pg);
-        sql.push(") AS total FROM users u WHERE u.id IN (");
-        matching(&mut sql, org, terms, pg, "");
-        sql.push(&order_by);
-        sql.push(" LIMIT ")
-            .bind(Arg::Int(limit))
-            .push(" OFFSET ")
-            .bind(Arg::Int(offset))
-            .push(")");
-    } else {
-        let ids = search(tx, cache, org, terms, order).await?;
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(ids.len());
-        let end = start
-            .saturating_add(usize::try_from(limit).unwrap_or(0))
-            .min(ids.len());
-        if start == end {
-            return Ok(Vec::new());
-        }
-        // The organisation and roles are checked again: a row that changed
-        // since the matches were collected is left out, never shown.
-        sql.push(&format!("SELECT {COLUMNS}, "))
-            .bind(Arg::Int(ids.len() as i64))
-            .push(" AS total FROM users u WHERE u.organization_id = ")
-            .bind(Arg::Int(org))
-            .push(&format!(" AND u.role IN {TEAM_ROLES} AND u.id IN "))
-            .bind_list(ids[start..end].iter().map(|&id| Arg::Int(id)));
+    sql.push(&format!("SELECT {COLUMNS}, ("));
+    users::push_count_in_roles(&mut sql, org, TEAM_ROLES, pg);
+    sql.push(") AS total");
+    if matches!(start, Start::Mark(..) | Start::Offset { versioned: true }) {
+        sql.push(", (");
+        push_team_version(&mut sql, org);
+        sql.push(") AS team_version");
     }
+    sql.push(" FROM users u WHERE u.id IN (");
+    match start {
+        Start::Mark(keyset, mark) => {
+            push_ids_from_mark(&mut sql, org, keyset, mark, limit, offset, pg)
+        }
+        Start::Offset { .. } => {
+            matching(&mut sql, org, &[], pg, "");
+            sql.push(&order_by);
+            push_limit(&mut sql, limit, offset);
+        }
+    }
+    sql.push(")");
     sql.push(&order_by);
-    query::fetch_all(tx, &sql).await
+    sql
+}
+
+/// The ids of the page at `offset`, walking from `mark` (the mark's own
+/// row is the first walked), and none unless the team is at the mark's
+/// version. Ordered by a field, the rows from the mark on are two ranges
+/// of the field's index: the mark's value with the mark's id or past it,
+/// then the values past the mark's. (One row-value comparison,
+/// `(last_name, id) <= (?, ?)`, would be simpler, but SQLite seeks it on
+/// `last_name` alone and walks a run of equal names to the mark.)
+fn push_ids_from_mark(
+    sql: &mut Sql,
+    org: i64,
+    keyset: Keyset,
+    mark: &Mark,
+    limit: i64,
+    offset: i64,
+    pg: bool,
+) {
+    let skip = offset - mark.position;
+    let (dir, past) = if keyset.desc {
+        (" DESC", "<")
+    } else {
+        ("", ">")
+    };
+    let id = Arg::Int(mark.key.id);
+    match (keyset.field, &mark.key.value) {
+        (Some(field), Some(value)) => {
+            let key = field.sort_key(pg);
+            let walk = Arg::Int(skip.saturating_add(limit));
+            sql.push("SELECT id FROM (SELECT * FROM (");
+            matching(sql, org, &[], pg, &format!(", 0 AS arm, {key} AS k"));
+            sql.push(&format!(" AND {key} = "))
+                .bind(value.clone())
+                .push(&format!(" AND u.id {past}= "))
+                .bind(id)
+                .push(&format!(" ORDER BY u.id{dir} LIMIT "))
+                .bind(walk.clone())
+                .push(") a UNION ALL SELECT * FROM (");
+            matching(sql, org, &[], pg, &format!(", 1 AS arm, {key} AS k"));
+            sql.push(&format!(" AND {key} {past} "))
+                .bind(value.clone())
+                .push(&format!(" ORDER BY {key}{dir}, u.id{dir} LIMIT "))
+                .bind(walk)
+                .push(") b) m WHERE (");
+            push_team_version(sql, org);
+            sql.push(") = ").bind(Arg::Int(mark.version)).push(&format!(
+                " ORDER BY arm, k{}{dir}, id{dir}",
+                field.collation(pg)
+            ));
+        }
+        _ => {
+            matching(sql, org, &[], pg, "");
+            sql.push(&format!(" AND u.id {past}= "))
+                .bind(id)
+                .push(" AND (");
+            push_team_version(sql, org);
+            sql.push(") = ")
+                .bind(Arg::Int(mark.version))
+                .push(&format!(" ORDER BY u.id{dir}"));
+        }
+    }
+    push_limit(sql, limit, skip);
+}
+
+fn push_limit(sql: &mut Sql, limit: i64, offset: i64) {
+    sql.push(" LIMIT ")
+        .bind(Arg::Int(limit))
+        .push(" OFFSET ")
+        .bind(Arg::Int(offset));
 }
 
 /// The ids of every member matching `terms`, in the list's order: from the
@@ -275,10 +435,16 @@ async fn search(
 /// The organisation's team version (`team_versions`: a new one, never
 /// used before, on every change, set by triggers; 0 before the first).
 async fn team_version(tx: &mut Tx, org: i64) -> StoreResult<i64> {
-    let mut sql =
-        Sql::new("SELECT COALESCE((SELECT version FROM team_versions WHERE organization_id = ");
-    sql.bind(Arg::Int(org)).push("), 0)");
+    let mut sql = Sql::default();
+    push_team_version(&mut sql, org);
     query::fetch_int(tx, &sql).await
+}
+
+/// Appends the query of [`team_version`].
+fn push_team_version(sql: &mut Sql, org: i64) {
+    sql.push("SELECT COALESCE((SELECT version FROM team_versions WHERE organization_id = ")
+        .bind(Arg::Int(org))
+        .push("), 0)");
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -400,6 +566,177 @@ impl SearchCache {
     }
 }
 
+/// An ordering a mark can start from: by one field and then the id, both
+/// the same way, or by the id alone (a field after the id never decides
+/// anything). Other orderings are always read by offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Keyset {
+    /// `None`: by the id alone.
+    field: Option<MemberOrder>,
+    desc: bool,
+}
+
+impl Keyset {
+    fn of(order: &[(MemberOrder, bool)]) -> Option<Keyset> {
+        match order {
+            [] => Some(Keyset {
+                field: None,
+                desc: false,
+            }),
+            [(MemberOrder::Id, desc), ..] => Some(Keyset {
+                field: None,
+                desc: *desc,
+            }),
+            [(field, desc)] | [(field, desc), (MemberOrder::Id, _)]
+                if order.iter().all(|(_, d)| d == desc) =>
+            {
+                Some(Keyset {
+                    field: Some(*field),
+                    desc: *desc,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// `row`'s place in the ordering.
+    fn key(&self, row: &MemberRow) -> RowKey {
+        let value = self.field.map(|field| match field {
+            MemberOrder::Id => Arg::Int(row.id),
+            MemberOrder::FirstName => Arg::Text(row.first_name.clone()),
+            MemberOrder::LastName => Arg::Text(row.last_name.clone()),
+            MemberOrder::Email => Arg::Text(row.email.clone()),
+            MemberOrder::CreatedAt => Arg::Int(row.created_at),
+            MemberOrder::UpdatedAt => Arg::Int(row.updated_at),
+        });
+        RowKey { value, id: row.id }
+    }
+}
+
+/// A row's sort field value (none when ordered by id alone) and id.
+#[derive(Debug, Clone)]
+struct RowKey {
+    value: Option<Arg>,
+    id: i64,
+}
+
+/// The row at `position` of a whole-team list, at one team version.
+#[derive(Debug, Clone)]
+struct Mark {
+    version: i64,
+    position: i64,
+    key: RowKey,
+}
+
+/// Marks on the whole-team lists: for an organisation and ordering, the
+/// sort keys of rows at known positions, each valid for one version of the
+/// team. Without them a page at offset N walks N index entries, so reading
+/// a team of a million page by page walks it quadratically, and the page a
+/// client keeps coming back to costs the whole walk every time. Each page
+/// served leaves marks at its first and last rows; the next page (or the
+/// same page again) walks from there. Any change to the team moves its
+/// version (triggers, any instance), and a mark is used only by a statement
+/// that finds the team still at the mark's version.
+#[derive(Debug, Default)]
+pub struct PageMarks {
+    lists: Mutex<HashMap<ListId, ListMarks>>,
+}
+
+/// A list with marks: the organisation and the ordering.
+type ListId = (i64, Vec<(MemberOrder, bool)>);
+
+#[derive(Debug)]
+struct ListMarks {
+    version: i64,
+    /// Sort keys by position, each with when it was last left or used.
+    keys: BTreeMap<i64, (RowKey, u64)>,
+    /// Counts marks left and used, to stamp them with.
+    clock: u64,
+}
+
+impl PageMarks {
+    /// Pages before this offset neither use nor leave marks: walking to
+    /// them costs less than starting from a mark (two ranges merged and
+    /// sorted), which measured slower up to page 50 of ten.
+    const FROM_OFFSET: i64 = 1000;
+    /// Lists (organisation and ordering) with marks; past it, all are
+    /// forgotten and marks start again from the pages next served.
+    const MAX_LISTS: usize = 256;
+    /// Marks per list; past it, those left or used longest ago go (a
+    /// client reading a list page by page needs only the last).
+    const MAX_MARKS_PER_LIST: usize = 64;
+
+    /// The mark nearest before (or at) `offset`, if any.
+    fn at_or_before(&self, org: i64, order: &[(MemberOrder, bool)], offset: i64) -> Option<Mark> {
+        let mut lists = lock(&self.lists);
+        let list = lists.get_mut(&(org, order.to_vec()))?;
+        list.clock += 1;
+        let (position, (key, used)) = list.keys.range_mut(..=offset).next_back()?;
+        *used = list.clock;
+        Some(Mark {
+            version: list.version,
+            position: *position,
+            key: key.clone(),
+        })
+    }
+
+    /// Marks the first and last of `rows`, read at `version` from `offset`.
+    fn note(
+        &self,
+        org: i64,
+        order: &[(MemberOrder, bool)],
+        keyset: Keyset,
+        version: i64,
+        offset: i64,
+        rows: &[MemberRow],
+    ) {
+        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+            return;
+        };
+        let mut lists = lock(&self.lists);
+        let id = (org, order.to_vec());
+        if !lists.contains_key(&id) && lists.len() >= Self::MAX_LISTS {
+            lists.clear();
+        }
+        let list = lists.entry(id).or_insert_with(|| ListMarks {
+            version,
+            keys: BTreeMap::new(),
+            clock: 0,
+        });
+        // A slower request that read an older version keeps out of the
+        // way of one that has already marked a newer one.
+        if list.version > version {
+            return;
+        }
+        if list.version < version {
+            list.version = version;
+            list.keys.clear();
+        }
+        list.clock += 1;
+        // A mark at the start saves nothing.
+        if offset > 0 {
+            list.keys.insert(offset, (keyset.key(first), list.clock));
+        }
+        let end = offset + rows.len() as i64 - 1;
+        if end > 0 {
+            list.keys.insert(end, (keyset.key(last), list.clock));
+        }
+        // The marks left or used longest ago go first (never the ones just
+        // left: a page before every mark must keep its own).
+        while list.keys.len() > Self::MAX_MARKS_PER_LIST {
+            let Some(oldest) = list
+                .keys
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(position, _)| *position)
+            else {
+                break;
+            };
+            list.keys.remove(&oldest);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,6 +790,106 @@ mod tests {
         drop(first);
         drop(second.await);
         assert!(lock(&cache.flights).is_empty());
+    }
+
+    fn member(id: i64, last_name: &str) -> MemberRow {
+        MemberRow {
+            id,
+            email: format!("{id}@x.org"),
+            first_name: String::new(),
+            last_name: last_name.to_string(),
+            role: "member".into(),
+            organization_id: Some(1),
+            department_id: None,
+            added_by: None,
+            created_at: 0,
+            updated_at: 0,
+            total: None,
+            team_version: None,
+        }
+    }
+
+    /// A key as text, to compare (`Arg` has no equality).
+    fn shown(key: &RowKey) -> String {
+        format!("{:?} {}", key.value, key.id)
+    }
+
+    #[test]
+    fn marks_serve_orderings_by_one_field_and_the_id_or_by_the_id() {
+        use MemberOrder::*;
+        let of = |order: &[(MemberOrder, bool)]| Keyset::of(order).map(|k| (k.field, k.desc));
+        assert_eq!(of(&[]), Some((None, false)));
+        assert_eq!(of(&[(Id, true)]), Some((None, true)));
+        // Nothing after the id decides anything.
+        assert_eq!(of(&[(Id, true), (Email, false)]), Some((None, true)));
+        assert_eq!(of(&[(LastName, true)]), Some((Some(LastName), true)));
+        assert_eq!(
+            of(&[(CreatedAt, false), (Id, false)]),
+            Some((Some(CreatedAt), false))
+        );
+        assert_eq!(of(&[(LastName, false), (Id, true)]), None);
+        assert_eq!(of(&[(LastName, false), (FirstName, false)]), None);
+        let by_name = Keyset::of(&[(LastName, true)]).unwrap();
+        assert_eq!(
+            shown(&by_name.key(&member(7, "Moss"))),
+            r#"Some(Text("Moss")) 7"#
+        );
+        let by_id = Keyset::of(&[]).unwrap();
+        assert_eq!(shown(&by_id.key(&member(7, "Moss"))), "None 7");
+    }
+
+    #[test]
+    fn marks_answer_for_the_nearest_position_at_or_before_and_the_newest_version() {
+        let marks = PageMarks::default();
+        let order = [(MemberOrder::LastName, true)];
+        let keyset = Keyset::of(&order).unwrap();
+        let page = |first: i64| [member(first, "A"), member(first + 1, "B")];
+        // A first page marks its last row only.
+        marks.note(1, &order, keyset, 5, 0, &page(10));
+        marks.note(1, &order, keyset, 5, 40, &page(40));
+        assert!(marks.at_or_before(1, &order, 0).is_none());
+        let at = |offset| {
+            marks
+                .at_or_before(1, &order, offset)
+                .map(|m| (m.version, m.position, shown(&m.key)))
+        };
+        let key = |last: &str, id| format!("Some(Text({last:?})) {id}");
+        assert_eq!(at(1), Some((5, 1, key("B", 11))));
+        assert_eq!(at(39), Some((5, 1, key("B", 11))));
+        assert_eq!(at(40), Some((5, 40, key("A", 40))));
+        assert_eq!(at(1000), Some((5, 41, key("B", 41))));
+        // Another organisation or ordering has marks of its own.
+        assert!(marks.at_or_before(2, &order, 40).is_none());
+        assert!(
+            marks
+                .at_or_before(1, &[(MemberOrder::LastName, false)], 40)
+                .is_none()
+        );
+        // An older version adds nothing; a newer one replaces every mark.
+        marks.note(1, &order, keyset, 4, 20, &page(20));
+        assert_eq!(at(20), Some((5, 1, key("B", 11))));
+        marks.note(1, &order, keyset, 6, 20, &page(20));
+        assert_eq!(at(1000), Some((6, 21, key("B", 21))));
+        assert!(marks.at_or_before(1, &order, 19).is_none());
+        // Bounded: the marks left or used longest ago go, as a list is read
+        // to its end; the one in use all along stays.
+        for offset in (100..1000).step_by(2) {
+            marks.note(1, &order, keyset, 6, offset, &page(offset));
+            assert_eq!(at(21), Some((6, 21, key("B", 21))));
+        }
+        let positions = || -> Vec<i64> {
+            let lists = lock(&marks.lists);
+            lists[&(1, order.to_vec())].keys.keys().copied().collect()
+        };
+        let kept = positions();
+        assert_eq!(kept.len(), PageMarks::MAX_MARKS_PER_LIST);
+        assert_eq!(kept[0], 21);
+        assert_eq!(kept[1..], (937..1000).collect::<Vec<_>>()[..]);
+        // A page before every mark but one keeps its own marks.
+        marks.note(1, &order, keyset, 6, 50, &page(50));
+        assert_eq!(at(50), Some((6, 50, key("A", 50))));
+        assert_eq!(at(51), Some((6, 51, key("B", 51))));
+        assert_eq!(positions().len(), PageMarks::MAX_MARKS_PER_LIST);
     }
 
     #[test]

@@ -504,6 +504,176 @@ async fn team_pages_in_every_ordering_hold_the_team_and_no_client() {
     }
 }
 
+/// Pages of the whole team from offset 1,000 on start from marks left by
+/// the pages served before them (`store::team::PageMarks`), at the team's
+/// version: every ordering, either way, comes out whole and in order at
+/// any page size, and a change that moves the rows under the marks, made
+/// straight in the database as another instance would or through the API,
+/// is seen by the next page at once.
+#[tokio::test]
+async fn deep_team_pages_from_marks_follow_every_change() {
+    let app = TestApp::spawn().await;
+    let opts = roster::seed::SeedOptions {
+        company: "Deep".into(),
+        domain: "deep.example".into(),
+        password: PASSWORD.into(),
+        departments: 1,
+        coaches: 0,
+        members: 1200,
+    };
+    roster::seed::seed_demo(&app.state, &opts).await.unwrap();
+    let (token, _) = app.login("admin@deep.example", PASSWORD).await;
+    // Every member with its sort fields.
+    let everyone = || async {
+        let mut team = Vec::new();
+        for page in 1.. {
+            let reply = app
+                .get(
+                    &format!("/api/myTeams/?page_size=100&page={page}"),
+                    Some(&token),
+                )
+                .await;
+            assert_eq!(reply.status, 200, "{}", reply.text);
+            team.extend(reply.body["results"].as_array().unwrap().iter().cloned());
+            if reply.body["next"].is_null() {
+                break;
+            }
+        }
+        team
+    };
+    // The team's emails by `field` (then the id), or by last name and then
+    // first name descending (then the id descending).
+    let sorted = |team: &[Value], field: &str, desc: bool| -> Vec<String> {
+        let mut team = team.to_vec();
+        team.sort_by(|x, y| {
+            let by_id = x["id"].as_i64().cmp(&y["id"].as_i64());
+            let text = |field: &str| x[field].as_str().cmp(&y[field].as_str());
+            let order = match field {
+                "id" => by_id,
+                "last_name,-first_name" => {
+                    return text("last_name")
+                        .then(text("first_name").reverse().then(by_id.reverse()));
+                }
+                _ => text(field).then(by_id),
+            };
+            if desc { order.reverse() } else { order }
+        });
+        team.iter()
+            .map(|m| m["email"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // Pages `pages` of `size` in `ordering`, and the count each gave.
+    let read = |ordering: &'static str, size: usize, pages: std::ops::RangeInclusive<usize>| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            let mut seen = Vec::new();
+            for page in pages {
+                let reply = app
+                    .get(
+                        &format!("/api/myTeams/?ordering={ordering}&page_size={size}&page={page}"),
+                        Some(&token),
+                    )
+                    .await;
+                assert_eq!(reply.status, 200, "{ordering} {page}: {}", reply.text);
+                seen.push((reply.body["count"].as_i64().unwrap(), emails(&reply)));
+            }
+            seen
+        }
+    };
+    let team = everyone().await;
+    assert_eq!(team.len(), 1201);
+    // Marks serve one field (then the id) either way, and the id alone; an
+    // ordering that mixes directions is read by offset.
+    let orderings = [
+        ("last_name", "last_name", false),
+        ("-last_name", "last_name", true),
+        ("-email", "email", true),
+        ("created_at", "created_at", false),
+        ("", "id", false),
+        ("-id", "id", true),
+        ("last_name,-first_name", "last_name,-first_name", false),
+    ];
+    for (ordering, field, desc) in orderings {
+        let expected = sorted(&team, field, desc);
+        // By 100 from offset 900 to the end, twice (the second time from
+        // marks), then by 7 across the marks the first pass left.
+        for _ in 0..2 {
+            let pages = read(ordering, 100, 10..=13).await;
+            let seen: Vec<String> = pages.iter().flat_map(|(_, e)| e.clone()).collect();
+            assert_eq!(seen, expected[900..], "{ordering}");
+            assert!(pages.iter().all(|(count, _)| *count == 1201));
+        }
+        let seen: Vec<String> = read(ordering, 7, 140..=160)
+            .await
+            .into_iter()
+            .flat_map(|(_, e)| e)
+            .collect();
+        assert_eq!(seen, expected[973..1120], "{ordering} by 7");
+    }
+    // Rows 1,100-1,199 by last name, again and again from marks.
+    let page12 = || async {
+        let pages = read("-last_name", 100, 12..=12).await;
+        assert_eq!(pages[0].0, team_size(&app, &token).await);
+        pages[0].1.clone()
+    };
+    let expected = sorted(&team, "last_name", true);
+    assert_eq!(page12().await, expected[1100..1200]);
+    assert_eq!(page12().await, expected[1100..1200]);
+    // Another writer renames the member at the end of that order to sort
+    // first: every row before it, the marked ones among them, moves down one.
+    let id_of = |team: &[Value], email: &str| {
+        team.iter()
+            .find(|m| m["email"] == email)
+            .and_then(|m| m["id"].as_i64())
+            .unwrap()
+    };
+    let last = id_of(&team, &expected[1200]);
+    let renamed = app
+        .patch(
+            &format!("/api/myTeams/{last}/"),
+            Some(&token),
+            json!({"last_name": "Zzz"}),
+        )
+        .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.text);
+    let team = everyone().await;
+    let expected = sorted(&team, "last_name", true);
+    assert_eq!(expected[0], renamed.body["email"].as_str().unwrap());
+    assert_eq!(page12().await, expected[1100..1200]);
+    // Straight in the database, as another instance would: the member now
+    // first goes back to the end.
+    app.scalar_i64("UPDATE users SET last_name = '' WHERE last_name = 'Zzz' RETURNING id")
+        .await;
+    let team = everyone().await;
+    let expected = sorted(&team, "last_name", true);
+    assert_eq!(page12().await, expected[1100..1200]);
+    // Deleted through the API: every row after it moves up one.
+    let gone = id_of(&team, &expected[500]);
+    let reply = app
+        .delete(&format!("/api/myTeams/{gone}/"), Some(&token), None)
+        .await;
+    assert_eq!(reply.status, 204, "{}", reply.text);
+    let team = everyone().await;
+    assert_eq!(team.len(), 1200);
+    let expected = sorted(&team, "last_name", true);
+    assert_eq!(page12().await, expected[1100..1200]);
+    // Past the end, from a mark or not: DRF's invalid page.
+    for _ in 0..2 {
+        let reply = app
+            .get(
+                "/api/myTeams/?ordering=-last_name&page_size=100&page=13",
+                Some(&token),
+            )
+            .await;
+        assert_reply(&reply, 404, json!({"detail": "Invalid page."}));
+    }
+}
+
+async fn team_size(app: &TestApp, token: &str) -> i64 {
+    let reply = app.get("/api/myTeams/?page_size=1", Some(token)).await;
+    reply.body["count"].as_i64().unwrap()
+}
+
 /// A search's matches are cached (`store::team::SearchCache`) against the
 /// team's version: every change, through the API or straight to the
 /// database as another instance would make it, is seen by the next search.
