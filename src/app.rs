@@ -13,7 +13,7 @@ use crate::domain::tokens::Keys;
 use crate::filestore::FileStore;
 use crate::http::metrics::Metrics;
 use crate::store::Db;
-use crate::store::team::{PageMarks, SearchCache};
+use crate::store::team::TeamLists;
 
 /// Cloned for every request (each extractor and middleware takes its own
 /// copy), so it is one reference count, not one per field.
@@ -43,10 +43,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// One permit per request being handled (`max_concurrent_requests`).
     pub admission: Arc<Semaphore>,
-    /// Recent team searches' ordered matches (see [`SearchCache`]).
-    pub team_searches: SearchCache,
-    /// Where recently served pages of whole-team lists begin (see [`PageMarks`]).
-    pub team_pages: PageMarks,
+    /// Team searches' matches and deep pages' marks (see [`TeamLists`]).
+    pub team_lists: TeamLists,
     /// Set when shutdown begins: `/readyz` then answers 503.
     draining: AtomicBool,
 }
@@ -67,8 +65,7 @@ impl AppState {
             outbox_wakeup: Arc::new(Notify::new()),
             metrics: Arc::new(Metrics::default()),
             admission: Arc::new(Semaphore::new(config_max_concurrent)),
-            team_searches: SearchCache::default(),
-            team_pages: PageMarks::default(),
+            team_lists: TeamLists::default(),
             draining: AtomicBool::new(false),
         })))
     }

@@ -212,11 +212,10 @@ pub async fn list_team(
 ) -> Result<Page<MemberRow>> {
     let org = me.admin_organization()?;
     page_of!(state, req.page, req.page_size,
-        count: |tx| team::count(tx, &state.team_searches, org, &req.terms, &req.order),
+        count: |tx| team::count(tx, &state.team_lists.searches, org, &req.terms, &req.order),
         list: |tx, offset| team::list(
             tx,
-            &state.team_searches,
-            &state.team_pages,
+            &state.team_lists,
             org,
             &req.terms,
             &req.order,

@@ -180,9 +180,6 @@ pub async fn list(
         order.iter().map(|(o, desc)| (o.column(pg), *desc)),
         "id",
     ));
-    sql.push(" LIMIT ")
-        .bind(Arg::Int(limit))
-        .push(" OFFSET ")
-        .bind(Arg::Int(offset));
+    sql.limit_offset(limit, offset);
     query::fetch_all(tx, &sql).await
 }

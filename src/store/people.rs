@@ -162,10 +162,7 @@ pub async fn list(
         args: f.args,
     };
     sql.push(&query::order_by(keys.into_iter(), "u.id"));
-    sql.push(" LIMIT ")
-        .bind(Arg::Int(limit))
-        .push(" OFFSET ")
-        .bind(Arg::Int(offset));
+    sql.limit_offset(limit, offset);
     query::fetch_all(tx, &sql).await
 }
 

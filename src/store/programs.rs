@@ -83,10 +83,7 @@ pub async fn list(
         (column, *desc)
     });
     sql.push(&query::order_by(keys, "id"));
-    sql.push(" LIMIT ")
-        .bind(Arg::Int(limit))
-        .push(" OFFSET ")
-        .bind(Arg::Int(offset));
+    sql.limit_offset(limit, offset);
     query::fetch_all(tx, &sql).await
 }
 

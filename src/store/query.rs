@@ -69,6 +69,14 @@ impl Sql {
         self
     }
 
+    /// Appends ` LIMIT $n OFFSET $m`.
+    pub fn limit_offset(&mut self, limit: i64, offset: i64) -> &mut Self {
+        self.push(" LIMIT ")
+            .bind(Arg::Int(limit))
+            .push(" OFFSET ")
+            .bind(Arg::Int(offset))
+    }
+
     /// Binds `arg` and appends its placeholder.
     pub fn bind(&mut self, arg: Arg) -> &mut Self {
         self.args.push(arg);

@@ -191,11 +191,9 @@ pub async fn count(
 /// matches), and only those rows are read: skipped rows are never fetched,
 /// and neither planner can fall into walking a sort index while testing
 /// every row against the search.
-#[allow(clippy::too_many_arguments)]
 pub async fn list(
     tx: &mut Tx,
-    cache: &SearchCache,
-    marks: &PageMarks,
+    kept: &TeamLists,
     org: i64,
     terms: &[String],
     order: &[(MemberOrder, bool)],
@@ -203,9 +201,9 @@ pub async fn list(
     offset: i64,
 ) -> StoreResult<Vec<MemberRow>> {
     if terms.is_empty() {
-        return whole_team_page(tx, marks, org, order, limit, offset).await;
+        return whole_team_page(tx, &kept.pages, org, order, limit, offset).await;
     }
-    let ids = search(tx, cache, org, terms, order).await?;
+    let ids = search(tx, &kept.searches, org, terms, order).await?;
     let start = usize::try_from(offset).unwrap_or(usize::MAX).min(ids.len());
     let end = start
         .saturating_add(usize::try_from(limit).unwrap_or(0))
@@ -310,7 +308,7 @@ fn whole_team_sql(
         Start::Offset { .. } => {
             matching(&mut sql, org, &[], pg, "");
             sql.push(&order_by);
-            push_limit(&mut sql, limit, offset);
+            sql.limit_offset(limit, offset);
         }
     }
     sql.push(")");
@@ -377,14 +375,7 @@ fn push_ids_from_mark(
                 .push(&format!(" ORDER BY u.id{dir}"));
         }
     }
-    push_limit(sql, limit, skip);
-}
-
-fn push_limit(sql: &mut Sql, limit: i64, offset: i64) {
-    sql.push(" LIMIT ")
-        .bind(Arg::Int(limit))
-        .push(" OFFSET ")
-        .bind(Arg::Int(offset));
+    sql.limit_offset(limit, skip);
 }
 
 /// The ids of every member matching `terms`, in the list's order: from the
@@ -445,6 +436,16 @@ fn push_team_version(sql: &mut Sql, org: i64) {
     sql.push("SELECT COALESCE((SELECT version FROM team_versions WHERE organization_id = ")
         .bind(Arg::Int(org))
         .push("), 0)");
+}
+
+/// What the team lists keep in memory between requests, each part exact
+/// for one version of a team.
+#[derive(Debug, Default)]
+pub struct TeamLists {
+    /// Recent searches' ordered matches.
+    pub searches: SearchCache,
+    /// Where recently served deep pages begin.
+    pub pages: PageMarks,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
