@@ -51,35 +51,100 @@ pub fn today() -> String {
 /// A stored timestamp as DRF renders a `DateTimeField`:
 /// `2024-03-01T10:20:30.123456Z`, the fraction only when non-zero.
 pub fn iso8601(micros: i64) -> String {
-    let secs = micros.div_euclid(MICROS_PER_SEC);
-    let frac = micros.rem_euclid(MICROS_PER_SEC);
-    let Ok(t) = time::OffsetDateTime::from_unix_timestamp(secs) else {
-        return String::new();
-    };
-    // Digits pushed one by one: `format!` cost more than the rest of a
-    // list row (every row has two timestamps).
-    let mut out = String::with_capacity(27);
-    let mut digits = |value: u32, width: u32, sep: char| {
-        for place in (0..width).rev() {
-            let digit = value / 10u32.pow(place) % 10;
-            out.push(char::from(b'0' + digit as u8));
+    Timestamp(micros)
+        .write(&mut [0; Timestamp::MAX_LEN])
+        .to_owned()
+}
+
+/// A stored timestamp (microseconds since the epoch) that serializes as
+/// [`iso8601`] writes it, from a buffer on the stack: a list page renders
+/// two per row, and a `String` each was a tenth of a page's own work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+    const MAX_LEN: usize = 27;
+
+    /// The text, written into `buf`. Empty beyond the years -9999 to 9999
+    /// (as with the `time` crate, which wrote these before); years before 0
+    /// are clamped to 0000 rather than given a sign.
+    fn write(self, buf: &mut [u8; Self::MAX_LEN]) -> &str {
+        /// `00` to `99`: two digits at a time, not a division per digit.
+        const PAIRS: [[u8; 2]; 100] = {
+            let mut pairs = [[0; 2]; 100];
+            let mut n = 0;
+            while n < 100 {
+                pairs[n] = [b'0' + (n / 10) as u8, b'0' + (n % 10) as u8];
+                n += 1;
+            }
+            pairs
+        };
+        let mut two = |at: usize, value: u32| {
+            buf[at..at + 2].copy_from_slice(&PAIRS[value as usize % 100]);
+        };
+        let secs = self.0.div_euclid(MICROS_PER_SEC);
+        let frac = self.0.rem_euclid(MICROS_PER_SEC) as u32;
+        let (days, second_of_day) = (secs.div_euclid(86_400), secs.rem_euclid(86_400) as u32);
+        // The civil date of a day number (Howard Hinnant's `civil_from_days`):
+        // a tenth of the instructions `time`'s conversions took.
+        let z = days + 719_468;
+        let (era, day_of_era) = (z.div_euclid(146_097), z.rem_euclid(146_097));
+        let year_of_era =
+            (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+        let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+        let shifted_month = (5 * day_of_year + 2) / 153; // March is 0
+        let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+        let month = if shifted_month < 10 {
+            shifted_month + 3
+        } else {
+            shifted_month - 9
+        };
+        let year = year_of_era + era * 400 + i64::from(month <= 2);
+        if !(-9999..=9999).contains(&year) {
+            return "";
         }
-        out.push(sep);
-    };
-    // `time` refuses years after 9999 (the empty string above); years
-    // before 0 are clamped to 0000 rather than given a sign.
-    digits(t.year().clamp(0, 9999) as u32, 4, '-');
-    digits(u32::from(u8::from(t.month())), 2, '-');
-    digits(u32::from(t.day()), 2, 'T');
-    digits(u32::from(t.hour()), 2, ':');
-    digits(u32::from(t.minute()), 2, ':');
-    if frac == 0 {
-        digits(u32::from(t.second()), 2, 'Z');
-    } else {
-        digits(u32::from(t.second()), 2, '.');
-        digits(frac as u32, 6, 'Z');
+        let (hour, minute, second) = (
+            second_of_day / 3_600,
+            second_of_day / 60 % 60,
+            second_of_day % 60,
+        );
+        let year = year.max(0) as u32;
+        two(0, year / 100);
+        two(2, year);
+        two(5, month as u32);
+        two(8, day as u32);
+        two(11, hour);
+        two(14, minute);
+        two(17, second);
+        let end = if frac == 0 {
+            19
+        } else {
+            two(20, frac / 10_000);
+            two(22, frac / 100);
+            two(24, frac);
+            26
+        };
+        for (at, separator) in [
+            (4, b'-'),
+            (7, b'-'),
+            (10, b'T'),
+            (13, b':'),
+            (16, b':'),
+            (19, b'.'),
+        ] {
+            buf[at] = separator;
+        }
+        buf[end] = b'Z';
+        // Only ASCII digits and separators were written.
+        std::str::from_utf8(&buf[..=end]).unwrap_or_default()
     }
-    out
+}
+
+impl serde::Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.write(&mut [0; Self::MAX_LEN]))
+    }
 }
 
 /// A user's role inside an organisation, or platform staff.
@@ -233,6 +298,64 @@ mod tests {
         assert_eq!(iso8601(-1), "1969-12-31T23:59:59.999999Z");
         assert_eq!(iso8601(253_402_300_799_000_000), "9999-12-31T23:59:59Z");
         assert_eq!(iso8601(253_402_300_800_000_000), "");
+        assert_eq!(
+            iso8601(-62_167_219_200_000_001),
+            "0000-12-31T23:59:59.999999Z"
+        );
+        assert_eq!(
+            serde_json::to_string(&[Timestamp(1_709_288_430_123_456), Timestamp(0)]).unwrap(),
+            r#"["2024-03-01T10:20:30.123456Z","1970-01-01T00:00:00Z"]"#
+        );
+    }
+
+    /// The hand-written calendar arithmetic against the `time` crate, over
+    /// instants from every era it represents and the edges of its range.
+    #[test]
+    fn timestamps_agree_with_the_time_crate() {
+        let expected = |micros: i64| {
+            let secs = micros.div_euclid(MICROS_PER_SEC);
+            let frac = micros.rem_euclid(MICROS_PER_SEC);
+            let Ok(t) = time::OffsetDateTime::from_unix_timestamp(secs) else {
+                return String::new();
+            };
+            let year = t.year().clamp(0, 9999);
+            let (month, day) = (u8::from(t.month()), t.day());
+            let (h, m, s) = (t.hour(), t.minute(), t.second());
+            let fraction = if frac == 0 {
+                String::new()
+            } else {
+                format!(".{frac:06}")
+            };
+            format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}{fraction}Z")
+        };
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut seen = 0;
+        for _ in 0..300_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let micros = match x % 3 {
+                0 => (x as i64) % 400_000_000_000_000_000,
+                1 => (x as i64) % 4_000_000_000_000_000,
+                _ => (x as i64) % 400_000_000_000 * MICROS_PER_SEC,
+            };
+            assert_eq!(iso8601(micros), expected(micros), "{micros}");
+            seen += usize::from(!expected(micros).is_empty());
+        }
+        assert!(seen > 200_000, "{seen} instants in range");
+        let edges = [
+            i64::MIN,
+            i64::MAX,
+            -62_167_219_200_000_001,  // the last instant of 1 BC
+            -377_705_116_800_000_000, // -9999-01-01
+            -377_705_116_800_000_001,
+            253_402_300_799_999_999, // 9999-12-31T23:59:59.999999
+            951_782_400_000_000,     // 2000-02-29
+            4_107_542_400_000_000,   // 2100-03-01
+        ];
+        for micros in edges {
+            assert_eq!(iso8601(micros), expected(micros), "{micros}");
+        }
     }
 
     #[test]

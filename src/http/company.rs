@@ -13,7 +13,7 @@ use super::drf_list::{list_request, page_body};
 use crate::app::AppState;
 use crate::domain::auth::Principal;
 use crate::domain::company::{self, MemberChanges, NewMember, invalid_pk};
-use crate::domain::{Role, iso8601};
+use crate::domain::{Role, Timestamp};
 use crate::store::departments::{DepartmentOrder, DepartmentRow};
 use crate::store::team::{MemberOrder, MemberRow};
 
@@ -160,8 +160,8 @@ struct DepartmentBody<'a> {
     id: i64,
     name: &'a str,
     company: i64,
-    created_at: String,
-    updated_at: String,
+    created_at: Timestamp,
+    updated_at: Timestamp,
     added_by: Option<i64>,
 }
 
@@ -170,8 +170,8 @@ fn department_json(d: &DepartmentRow) -> DepartmentBody<'_> {
         id: d.id,
         name: &d.name,
         company: d.organization_id,
-        created_at: iso8601(d.created_at),
-        updated_at: iso8601(d.updated_at),
+        created_at: Timestamp(d.created_at),
+        updated_at: Timestamp(d.updated_at),
         added_by: d.added_by,
     }
 }
@@ -294,8 +294,8 @@ struct MemberBody<'a> {
     role: &'static str,
     company: Option<i64>,
     department: Option<i64>,
-    created_at: String,
-    updated_at: String,
+    created_at: Timestamp,
+    updated_at: Timestamp,
     added_by: Option<i64>,
 }
 
@@ -308,8 +308,8 @@ fn member_json(m: &MemberRow) -> MemberBody<'_> {
         role: Role::title_of(&m.role),
         company: m.organization_id,
         department: m.department_id,
-        created_at: iso8601(m.created_at),
-        updated_at: iso8601(m.updated_at),
+        created_at: Timestamp(m.created_at),
+        updated_at: Timestamp(m.updated_at),
         added_by: m.added_by,
     }
 }

@@ -156,12 +156,12 @@ pub fn page_body<'a, T, S: Serialize>(
     scheme: &str,
     item: impl Fn(&'a T) -> S,
 ) -> PageBody<S> {
-    let link = |number: Option<i64>| page_link(uri, headers, scheme, number);
-    let next = (page.number < page.last).then(|| link(Some(page.number + 1)));
+    let links = PageLinks::new(uri, headers, scheme);
+    let next = (page.number < page.last).then(|| links.to(Some(page.number + 1)));
     let previous = match page.number {
         1 => None,
-        2 => Some(link(None)),
-        n => Some(link(Some(n - 1))),
+        2 => Some(links.to(None)),
+        n => Some(links.to(Some(n - 1))),
     };
     PageBody {
         count: page.count,
@@ -173,45 +173,68 @@ pub fn page_body<'a, T, S: Serialize>(
 
 /// The request's absolute URL with `page` set (or removed, for page 1) and
 /// every query parameter re-encoded and sorted, as DRF builds its links.
-fn page_link(uri: &Uri, headers: &HeaderMap, scheme: &str, page: Option<i64>) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let mut pairs: Vec<(String, String)> = query_pairs(uri.query())
-        .into_iter()
-        .filter(|(k, _)| k != "page")
-        .collect();
-    if let Some(n) = page {
-        pairs.push(("page".into(), n.to_string()));
+/// The query is parsed once for both of a page's links.
+struct PageLinks {
+    /// `scheme://host/path`.
+    base: String,
+    /// The query's pairs but `page`, in the request's order.
+    pairs: Vec<(String, String)>,
+}
+
+impl PageLinks {
+    fn new(uri: &Uri, headers: &HeaderMap, scheme: &str) -> PageLinks {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        let mut pairs = query_pairs(uri.query());
+        pairs.retain(|(k, _)| k != "page");
+        PageLinks {
+            base: format!("{scheme}://{host}{}", uri.path()),
+            pairs,
+        }
     }
-    pairs.sort_by(|a, b| a.0.cmp(&b.0));
-    let query = pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", quote_plus(k), quote_plus(v)))
-        .collect::<Vec<_>>()
-        .join("&");
-    let base = format!("{scheme}://{host}{}", uri.path());
-    if query.is_empty() {
-        base
-    } else {
-        format!("{base}?{query}")
+
+    /// The link to page `page` (`None`: the first page, without `page`).
+    fn to(&self, page: Option<i64>) -> String {
+        let number = page.map(|n| n.to_string());
+        let mut pairs: Vec<(&str, &str)> = self
+            .pairs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(number.as_deref().map(|n| ("page", n)))
+            .collect();
+        // Stable, as Python's sort: repeated keys keep their order.
+        pairs.sort_by(|a, b| a.0.cmp(b.0));
+        let mut link = String::with_capacity(self.base.len() + 64);
+        link.push_str(&self.base);
+        for (i, (k, v)) in pairs.into_iter().enumerate() {
+            link.push(if i == 0 { '?' } else { '&' });
+            push_quote_plus(&mut link, k);
+            link.push('=');
+            push_quote_plus(&mut link, v);
+        }
+        link
     }
 }
 
-/// Python's `quote_plus`: keep `A-Za-z0-9_.-~`, spaces become `+`.
-fn quote_plus(s: &str) -> String {
-    let mut out = String::new();
+/// Python's `quote_plus`, appended to `out`: keep `A-Za-z0-9_.-~`, spaces
+/// become `+`, every other byte `%XX`.
+fn push_quote_plus(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for b in s.bytes() {
         match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' | b'~' => {
                 out.push(b as char)
             }
             b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
+            _ => {
+                out.push('%');
+                out.push(HEX[usize::from(b >> 4)] as char);
+                out.push(HEX[usize::from(b & 15)] as char);
+            }
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -234,13 +257,21 @@ mod tests {
             .unwrap();
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, "example.com:8000".parse().unwrap());
+        let links = PageLinks::new(&uri, &headers, "http");
         assert_eq!(
-            page_link(&uri, &headers, "http", Some(3)),
+            links.to(Some(3)),
             "http://example.com:8000/api/myTeams/?ordering=-last_name%2Cid&page=3&search=o%27brien"
         );
         assert_eq!(
-            page_link(&uri, &headers, "http", None),
+            links.to(None),
             "http://example.com:8000/api/myTeams/?ordering=-last_name%2Cid&search=o%27brien"
+        );
+        // Spaces become `+`, other bytes `%XX` (UTF-8, upper case); a
+        // repeated parameter keeps its order, as Python's stable sort does.
+        let uri: Uri = "/x?z=2&search=a%20b/%C3%A9~&z=1&page=9".parse().unwrap();
+        assert_eq!(
+            PageLinks::new(&uri, &HeaderMap::new(), "https").to(Some(10)),
+            "https://localhost/x?page=10&search=a+b%2F%C3%A9~&z=2&z=1"
         );
     }
 

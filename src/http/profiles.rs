@@ -20,7 +20,7 @@ use crate::domain::profiles::{
     self, COMPLIANCE_DOCUMENTS, ListQuery, Profile, ProfileChanges, RecordKind, Target,
 };
 use crate::domain::uploads::{self, Accept, download_url, signed_id};
-use crate::domain::{Error, FieldErrors, iso8601};
+use crate::domain::{Error, FieldErrors, Timestamp, iso8601};
 use crate::store::profiles::{DocumentRow, RecordRow};
 
 /// Paths under this prefix answer 404 and 405 in this dialect.
@@ -334,7 +334,7 @@ struct ActivityBody<'a> {
     action: &'a str,
     changes: Value,
     actor_id: Option<i64>,
-    created_at: String,
+    created_at: Timestamp,
 }
 
 /// The profile object, field for field (and in the order) seed 001 shows
@@ -360,7 +360,7 @@ struct ProfileBody<'a> {
     first_name: &'a str,
     interviews: Vec<Value>,
     last_name: &'a str,
-    last_sign_in_at: Option<String>,
+    last_sign_in_at: Option<Timestamp>,
     licenses: &'a [String],
     medical_check: SlotBody<'a>,
     phone_number: &'a Option<String>,
@@ -403,7 +403,7 @@ impl<'a> ProfileBody<'a> {
                 action: &a.action,
                 changes: serde_json::from_str(&a.changes).unwrap_or(Value::Null),
                 actor_id: a.actor_id,
-                created_at: iso8601(a.created_at),
+                created_at: Timestamp(a.created_at),
             })
             .collect();
         ProfileBody {
@@ -426,7 +426,7 @@ impl<'a> ProfileBody<'a> {
             first_name: &r.first_name,
             interviews: records("interviews"),
             last_name: &r.last_name,
-            last_sign_in_at: r.last_sign_in_at.map(iso8601),
+            last_sign_in_at: r.last_sign_in_at.map(Timestamp),
             licenses: &p.licenses,
             medical_check: slot("medical_check"),
             phone_number: &r.phone,

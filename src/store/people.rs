@@ -110,7 +110,7 @@ pub async fn count(
         // From the trigger-maintained `user_counts`, not by counting rows
         // (100,000 team members: 3 ms a page).
         let mut sql = Sql::default();
-        users::push_count_in_roles(&mut sql, org, &roles_sql(roles), tx.is_postgres());
+        users::push_count_in_roles(&mut sql, org, roles, tx.is_postgres());
         return query::fetch_int(tx, &sql).await;
     }
     let f = from_where(org, scope, filter, tx.is_postgres());

