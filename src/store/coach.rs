@@ -137,10 +137,8 @@ pub async fn list(
 ) -> StoreResult<Vec<CoachRow>> {
     let mut sql = Sql::new(COACH_SELECT);
     coach_filter(&mut sql, status);
-    sql.push(" ORDER BY p.user_id LIMIT ")
-        .bind(Arg::Int(limit))
-        .push(" OFFSET ")
-        .bind(Arg::Int(offset));
+    sql.push(" ORDER BY p.user_id")
+        .limit_offset(limit, offset, tx.is_postgres());
     fetch_all(tx, &sql).await
 }
 

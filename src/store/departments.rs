@@ -180,6 +180,6 @@ pub async fn list(
         order.iter().map(|(o, desc)| (o.column(pg), *desc)),
         "id",
     ));
-    sql.limit_offset(limit, offset);
+    sql.limit_offset(limit, offset, pg);
     query::fetch_all(tx, &sql).await
 }

@@ -162,7 +162,7 @@ pub async fn list(
         args: f.args,
     };
     sql.push(&query::order_by(keys.into_iter(), "u.id"));
-    sql.limit_offset(limit, offset);
+    sql.limit_offset(limit, offset, pg);
     query::fetch_all(tx, &sql).await
 }
 

@@ -182,10 +182,8 @@ pub async fn list(
     offset: i64,
 ) -> StoreResult<Vec<ProfileRow>> {
     let mut sql = filtered(SELECT, f);
-    sql.push(" ORDER BY p.id LIMIT ")
-        .bind(Arg::Int(limit))
-        .push(" OFFSET ")
-        .bind(Arg::Int(offset));
+    sql.push(" ORDER BY p.id")
+        .limit_offset(limit, offset, tx.is_postgres());
     fetch_all(tx, &sql).await
 }
 

@@ -83,7 +83,7 @@ pub async fn list(
         (column, *desc)
     });
     sql.push(&query::order_by(keys, "id"));
-    sql.limit_offset(limit, offset);
+    sql.limit_offset(limit, offset, pg);
     query::fetch_all(tx, &sql).await
 }
 

@@ -69,12 +69,29 @@ impl Sql {
         self
     }
 
-    /// Appends ` LIMIT $n OFFSET $m`.
-    pub fn limit_offset(&mut self, limit: i64, offset: i64) -> &mut Self {
-        self.push(" LIMIT ")
-            .bind(Arg::Int(limit))
-            .push(" OFFSET ")
-            .bind(Arg::Int(offset))
+    /// Appends ` LIMIT n OFFSET m` (see [`Sql::limit`]).
+    pub fn limit_offset(&mut self, limit: i64, offset: i64, pg: bool) -> &mut Self {
+        self.limit(limit, pg);
+        if pg {
+            self.push(&format!(" OFFSET {offset}"))
+        } else {
+            self.push(" OFFSET ").bind(Arg::Int(offset))
+        }
+    }
+
+    /// Appends ` LIMIT n`: bound on SQLite, written out on PostgreSQL. A
+    /// prepared statement's generic plan cannot see a bound `LIMIT` or
+    /// `OFFSET` and assumes a tenth of the rows; for a page of the team
+    /// that plan is a scan of every user, so PostgreSQL planned the page
+    /// afresh on every run (0.2 ms, against 0.08 ms to run it). Written
+    /// out, the numbers reach the generic plan, and a page asked for again
+    /// is planned once per connection. They are integers, never text.
+    pub fn limit(&mut self, limit: i64, pg: bool) -> &mut Self {
+        if pg {
+            self.push(&format!(" LIMIT {limit}"))
+        } else {
+            self.push(" LIMIT ").bind(Arg::Int(limit))
+        }
     }
 
     /// Binds `arg` and appends its placeholder.

@@ -310,7 +310,7 @@ fn whole_team_sql(
         Start::Offset { .. } => {
             matching(&mut sql, org, &[], pg, "");
             sql.push(&order_by);
-            sql.limit_offset(limit, offset);
+            sql.limit_offset(limit, offset, pg);
         }
     }
     sql.push(")");
@@ -344,21 +344,21 @@ fn push_ids_from_mark(
     match (keyset.field, &mark.key.value) {
         (Some(field), Some(value)) => {
             let key = field.sort_key(pg);
-            let walk = Arg::Int(skip.saturating_add(limit));
+            let walk = skip.saturating_add(limit);
             sql.push("SELECT id FROM (SELECT * FROM (");
             matching(sql, org, &[], pg, &format!(", 0 AS arm, {key} AS k"));
             sql.push(&format!(" AND {key} = "))
                 .bind(value.clone())
                 .push(&format!(" AND u.id {past}= "))
                 .bind(id)
-                .push(&format!(" ORDER BY u.id{dir} LIMIT "))
-                .bind(walk.clone())
+                .push(&format!(" ORDER BY u.id{dir}"))
+                .limit(walk, pg)
                 .push(") a UNION ALL SELECT * FROM (");
             matching(sql, org, &[], pg, &format!(", 1 AS arm, {key} AS k"));
             sql.push(&format!(" AND {key} {past} "))
                 .bind(value.clone())
-                .push(&format!(" ORDER BY {key}{dir}, u.id{dir} LIMIT "))
-                .bind(walk)
+                .push(&format!(" ORDER BY {key}{dir}, u.id{dir}"))
+                .limit(walk, pg)
                 .push(") b) m WHERE (");
             push_team_version(sql, org);
             sql.push(") = ").bind(Arg::Int(mark.version)).push(&format!(
@@ -377,7 +377,7 @@ fn push_ids_from_mark(
                 .push(&format!(" ORDER BY u.id{dir}"));
         }
     }
-    sql.limit_offset(limit, skip);
+    sql.limit_offset(limit, skip, pg);
 }
 
 /// The ids of every member matching `terms`, in the list's order: from the
