@@ -1,6 +1,7 @@
 //! Dynamic SQL for list endpoints (filters, search, ordering, paging): the
 //! text is assembled from fixed fragments chosen by whitelisted enums, and
-//! every user value is a bound `$N` argument.
+//! every user value is a bound `$N` argument, but for PostgreSQL's `LIMIT`
+//! and `OFFSET`: integers, written out (see [`Sql::limit`]).
 
 use super::{ReaderRow, StoreError, StoreResult, Tx, on_tx};
 
