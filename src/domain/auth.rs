@@ -57,12 +57,11 @@ pub async fn principal_from_bearer(state: &AppState, token: &str) -> Result<Prin
         return principal_from_access_token(state, token).await;
     }
     let hash = super::tokens::sha256_hex(token);
-    let key = crate::store::api_keys::find_by_hash_for_auth(&state.db, &hash)
+    // The key's user comes with it: a key outlives no user (ON DELETE CASCADE).
+    let holder = crate::store::api_keys::find_holder_for_auth(&state.db, &hash)
         .await?
         .ok_or_else(|| AuthError::InvalidAccessToken("Token is invalid".into()))?;
-    let user = users::find_by_id_for_auth(&state.db, key.user_id)
-        .await?
-        .ok_or(AuthError::UserNotFound)?;
+    let (user, key) = (holder.row, holder.related);
     if !user.is_active {
         return Err(AuthError::UserInactive.into());
     }

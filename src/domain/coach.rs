@@ -23,7 +23,8 @@ use crate::app::AppState;
 use crate::store::Tx;
 use crate::store::blobs;
 use crate::store::coach::{
-    self, AreaRow, CertificationRow, CoachRow, EducationRow, ProfileChanges, ReferenceTable,
+    self, AreaRow, CertificationRow, CoachRecord, CoachRow, EducationRow, ProfileChanges,
+    ReferenceTable,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,61 +102,28 @@ pub struct Coach {
     pub files: HashMap<i64, String>,
 }
 
-/// Loads the coach objects of `rows` with one query per related table.
-async fn assemble(tx: &mut Tx, rows: Vec<CoachRow>) -> Result<Vec<Coach>> {
-    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    if ids.is_empty() {
-        return Ok(Vec::new());
+impl From<CoachRecord> for Coach {
+    fn from(record: CoachRecord) -> Coach {
+        let CoachRecord { row, related } = record;
+        Coach {
+            row,
+            areas: related.areas,
+            certifications: related.certifications,
+            educations: related.educations,
+            files: related
+                .files
+                .into_iter()
+                .map(|f| (f.id, f.filename))
+                .collect(),
+        }
     }
-    let mut areas: HashMap<i64, Vec<AreaRow>> = HashMap::new();
-    for (user, area) in coach::areas_of(tx, &ids).await? {
-        areas.entry(user).or_default().push(area);
-    }
-    let mut certs: HashMap<i64, Vec<CertificationRow>> = HashMap::new();
-    for c in coach::certifications_of(tx, &ids).await? {
-        certs.entry(c.user_id).or_default().push(c);
-    }
-    let mut edus: HashMap<i64, Vec<EducationRow>> = HashMap::new();
-    for e in coach::educations_of(tx, &ids).await? {
-        edus.entry(e.user_id).or_default().push(e);
-    }
-    let blob_ids: Vec<i64> = rows
-        .iter()
-        .flat_map(|r| [r.avatar_blob_id, r.business_logo_blob_id])
-        .chain(certs.values().flatten().map(|c| c.attachment_blob_id))
-        .flatten()
-        .collect();
-    let files: HashMap<i64, String> = blobs::find_many(tx, &blob_ids)
-        .await?
-        .into_iter()
-        .map(|b| (b.id, b.filename))
-        .collect();
-    Ok(rows
-        .into_iter()
-        .map(|row| {
-            let id = row.id;
-            Coach {
-                areas: areas.remove(&id).unwrap_or_default(),
-                certifications: certs.remove(&id).unwrap_or_default(),
-                educations: edus.remove(&id).unwrap_or_default(),
-                files: files.clone(),
-                row,
-            }
-        })
-        .collect())
-}
-
-/// The coach object of one row just read.
-async fn assemble_one(tx: &mut Tx, row: CoachRow) -> Result<Coach> {
-    assemble(tx, vec![row])
-        .await?
-        .pop()
-        .ok_or_else(|| Error::Internal("coach vanished while loading".into()))
 }
 
 async fn load(tx: &mut Tx, user_id: i64) -> Result<Coach> {
-    let row = coach::find(tx, user_id).await?.ok_or(Error::NotFound)?;
-    assemble_one(tx, row).await
+    let record = coach::find_record(tx, user_id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    Ok(record.into())
 }
 
 /// Only coaches use the coach surface.
@@ -209,11 +177,10 @@ pub async fn ensure_profile(
 /// surface gets one now.
 pub async fn me(state: &AppState, me: &Principal) -> Result<Coach> {
     require_coach(me)?;
-    let mut tx = state.db.begin_read().await?;
-    if let Some(row) = coach::find(&mut tx, me.id()).await? {
-        let coach = assemble_one(&mut tx, row).await?;
+    let mut tx = state.db.begin_object_read().await?;
+    if let Some(record) = coach::find_record(&mut tx, me.id()).await? {
         tx.commit().await?;
-        return Ok(coach);
+        return Ok(record.into());
     }
     drop(tx);
     let mut tx = state.db.begin_write().await?;
@@ -687,8 +654,8 @@ pub async fn list_for_staff(
     let count = coach::count(&mut tx, code).await?;
     let (number, last, offset) = locate(count, page, page_size)?;
     let rows = coach::list(&mut tx, code, page_size, offset).await?;
-    let rows = assemble(&mut tx, rows).await?;
     tx.commit().await?;
+    let rows = rows.into_iter().map(Coach::from).collect();
     Ok(Page {
         count,
         number,
@@ -699,7 +666,7 @@ pub async fn list_for_staff(
 
 pub async fn find_for_staff(state: &AppState, me: &Principal, coach_id: i64) -> Result<Coach> {
     require_staff(me)?;
-    let mut tx = state.db.begin_read().await?;
+    let mut tx = state.db.begin_object_read().await?;
     let coach = load(&mut tx, coach_id).await?;
     tx.commit().await?;
     if coach.row.role != Role::Coach.as_str() {

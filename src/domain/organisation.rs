@@ -14,7 +14,7 @@ use super::{Error, FieldErrors, Result, Role, now_micros};
 use crate::app::AppState;
 use crate::store::custom_fields::{self, FieldRow, NewField};
 use crate::store::organizations::OrganizationRow;
-use crate::store::people::{self, PeopleFilter, PeopleSort, PersonRow, Scope};
+use crate::store::people::{self, PeopleFilter, PeopleSort, PersonRecord, PersonRow, Scope};
 use crate::store::programs::{self, ProgramRow, ProgramSort};
 use crate::store::users::{self, NewUser, UserRow};
 
@@ -67,46 +67,70 @@ pub async fn list_people(
     per_page: i64,
 ) -> Result<PeoplePage> {
     let org = p.admin_organization()?;
-    let mut tx = state.db.begin_read().await?;
-    let scope = match which {
-        People::Team => Scope::Users { roles: &TEAM_ROLES },
-        People::Clients => Scope::Users {
-            roles: &CLIENT_ROLES,
-        },
+    let (scope, info) = match which {
+        People::Team => (Scope::Users { roles: &TEAM_ROLES }, false),
+        People::Clients => (
+            Scope::Users {
+                roles: &CLIENT_ROLES,
+            },
+            true,
+        ),
+        People::ProgramMembers(id) => (Scope::Program { program_id: id }, true),
+    };
+    // The page's rows carry the count and the custom fields (one
+    // statement on PostgreSQL); a program's members are read in the
+    // snapshot that finds the program.
+    let mut tx = match which {
         People::ProgramMembers(id) => {
+            let mut tx = state.db.begin_read().await?;
             programs::find(&mut tx, org, id)
                 .await?
                 .ok_or(Error::NotFound)?;
-            Scope::Program { program_id: id }
+            tx
         }
+        People::Team | People::Clients => state.db.begin_object_read().await?,
     };
-    let total = people::count(&mut tx, org, scope, filter).await?;
-    let rows = people::list(
-        &mut tx,
-        org,
-        scope,
-        filter,
-        sort,
-        per_page,
-        (page - 1) * per_page,
-    )
-    .await?;
-    let infos = infos_for(&mut tx, org, &rows.iter().map(|r| r.id).collect::<Vec<_>>()).await?;
+    let offset = (page - 1) * per_page;
+    let rows = people::list(&mut tx, org, scope, filter, sort, per_page, offset, info).await?;
+    // Past the end, or an empty list: no row to carry the count.
+    let total = match rows.first().and_then(|r| r.row.total) {
+        Some(total) => total,
+        None => people::count(&mut tx, org, scope, filter).await?,
+    };
     tx.commit().await?;
-    let rows = rows.into_iter().map(|r| {
-        let info = infos
-            .as_ref()
-            .map(|m| m.get(&r.id).cloned().unwrap_or(Value::Null));
-        (r, info)
-    });
-    Ok(PeoplePage {
-        rows: rows.collect(),
-        total,
-    })
+    let rows = rows
+        .into_iter()
+        .map(|PersonRecord { row, related }| {
+            let fields = related.fields.iter().map(|f| (f.id, f.slug.as_str()));
+            let values: Vec<(i64, &str)> = related
+                .values
+                .iter()
+                .map(|v| (v.field_id, v.value.as_str()))
+                .collect();
+            let info = (info && !related.fields.is_empty()).then(|| info_of(fields, &values));
+            (row, info)
+        })
+        .collect();
+    Ok(PeoplePage { rows, total })
 }
 
-/// `info` of each user: every defined field by slug, `null` where unset.
-/// `None` when the organisation defines no fields. Two queries per page.
+/// `info` of one user: every field (id, slug) by slug, from the user's
+/// `values` (field id, JSON text); `null` where unset.
+fn info_of<'a>(fields: impl Iterator<Item = (i64, &'a str)>, values: &[(i64, &str)]) -> Value {
+    let mut info = Map::new();
+    for (id, slug) in fields {
+        let value = values
+            .iter()
+            .find(|(field, _)| *field == id)
+            .and_then(|(_, text)| serde_json::from_str(text).ok())
+            .unwrap_or(Value::Null);
+        info.insert(slug.to_string(), value);
+    }
+    Value::Object(info)
+}
+
+/// `info` of each user (see [`info_of`]). `None` when the organisation
+/// defines no fields. Two queries.
 async fn infos_for(
     tx: &mut crate::store::Tx,
     org: i64,
@@ -117,20 +141,16 @@ async fn infos_for(
         return Ok(None);
     }
     let values = custom_fields::values_of(tx, user_ids).await?;
-    let mut out = HashMap::new();
-    for id in user_ids {
-        let mut info = Map::new();
-        for f in &fields {
-            let value = values
-                .iter()
-                .find(|v| v.user_id == *id && v.field_id == f.id)
-                .and_then(|v| serde_json::from_str(&v.value).ok())
-                .unwrap_or(Value::Null);
-            info.insert(f.slug.clone(), value);
-        }
-        out.insert(*id, Value::Object(info));
-    }
-    Ok(Some(out))
+    let infos = user_ids.iter().map(|id| {
+        let theirs: Vec<(i64, &str)> = values
+            .iter()
+            .filter(|v| v.user_id == *id)
+            .map(|v| (v.field_id, v.value.as_str()))
+            .collect();
+        let fields = fields.iter().map(|f| (f.id, f.slug.as_str()));
+        (*id, info_of(fields, &theirs))
+    });
+    Ok(Some(infos.collect()))
 }
 
 /// A client to create (the surface has checked the shapes).
@@ -461,10 +481,12 @@ pub async fn add_program_member(
         &[],
         1,
         0,
+        false,
     )
     .await?
     .pop()
-    .ok_or(Error::NotFound)?;
+    .ok_or(Error::NotFound)?
+    .row;
     tx.commit().await?;
     Ok(row)
 }

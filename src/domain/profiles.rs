@@ -16,7 +16,8 @@ use super::{Error, FieldErrors, Result, Role, now_micros};
 use crate::app::AppState;
 use crate::store::Tx;
 use crate::store::profiles::{
-    self, ActivityRow, DocumentRow, ProfileFields, ProfileFilter, ProfileRow, RecordRow,
+    self, ActivityRow, DocumentRow, ProfileFields, ProfileFilter, ProfileRecord, ProfileRow,
+    RecordRow,
 };
 
 /// The compliance documents every organisation requires, in the seed's
@@ -51,9 +52,6 @@ pub const LICENSES: [&str; 20] = [
     "am", "a1", "a2", "a", "b", "be", "c1", "c1e", "c", "ce", "d1", "d1e", "d", "de", "f", "g",
     "h", "k", "adr", "hiab",
 ];
-
-/// How many of the newest activities a profile shows.
-pub const ACTIVITIES_SHOWN: i64 = 50;
 
 /// Which profile a request names.
 #[derive(Debug, Clone, Copy)]
@@ -99,14 +97,14 @@ pub fn if_match_holds(if_match: &str, current: &str) -> bool {
 
 /// `locate` for a change: the row locked and read afresh under the lock.
 async fn locate_for_change(tx: &mut Tx, me: &Principal, target: Target) -> Result<ProfileRow> {
-    let row = locate(tx, me, target).await?;
-    profiles::lock(tx, row.id).await?;
-    profiles::find(tx, row.id).await?.ok_or(Error::NotFound)
+    let id = locate(tx, me, target).await?.row.id;
+    profiles::lock(tx, id).await?;
+    profiles::find(tx, id).await?.ok_or(Error::NotFound)
 }
 
-async fn locate(tx: &mut Tx, me: &Principal, target: Target) -> Result<ProfileRow> {
+async fn locate(tx: &mut Tx, me: &Principal, target: Target) -> Result<ProfileRecord> {
     match target {
-        Target::Own => profiles::find_by_user(tx, me.id())
+        Target::Own => profiles::find_record_by_user(tx, me.id())
             .await?
             .ok_or(Error::NotFound),
         Target::Id(id) => {
@@ -115,74 +113,39 @@ async fn locate(tx: &mut Tx, me: &Principal, target: Target) -> Result<ProfileRo
                 Role::Admin => Some(me.user.organization_id.ok_or(Error::NotFound)?),
                 _ => return Err(Error::Forbidden(None)),
             };
-            profiles::find(tx, id)
+            profiles::find_record(tx, id)
                 .await?
-                .filter(|row| org.is_none_or(|org| row.organization_id == org))
+                .filter(|found| org.is_none_or(|org| found.row.organization_id == org))
                 .ok_or(Error::NotFound)
         }
     }
 }
 
-/// Loads the rendering of `rows` with one query per related table.
-async fn assemble(tx: &mut Tx, rows: Vec<ProfileRow>) -> Result<Vec<Profile>> {
-    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    if ids.is_empty() {
-        return Ok(Vec::new());
+impl From<ProfileRecord> for Profile {
+    fn from(record: ProfileRecord) -> Profile {
+        let ProfileRecord { row, related } = record;
+        Profile {
+            row,
+            licenses: related.licenses,
+            documents: related.documents,
+            records: related.records,
+            activities: related.activities,
+        }
     }
-    let licenses = profiles::licenses_of(tx, &ids).await?;
-    let documents = profiles::documents_of(tx, &ids).await?;
-    let records = profiles::records_of(tx, &ids).await?;
-    let activities = profiles::activities_of(tx, &ids, ACTIVITIES_SHOWN).await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| {
-            let id = row.id;
-            Profile {
-                licenses: licenses
-                    .iter()
-                    .filter(|(p, _)| *p == id)
-                    .map(|(_, l)| l.clone())
-                    .collect(),
-                documents: documents
-                    .iter()
-                    .filter(|d| d.profile_id == id)
-                    .cloned()
-                    .collect(),
-                records: records
-                    .iter()
-                    .filter(|r| r.profile_id == id)
-                    .cloned()
-                    .collect(),
-                activities: activities
-                    .iter()
-                    .filter(|a| a.profile_id == id)
-                    .cloned()
-                    .collect(),
-                row,
-            }
-        })
-        .collect())
-}
-
-/// The rendering of one row just read.
-async fn assemble_one(tx: &mut Tx, row: ProfileRow) -> Result<Profile> {
-    assemble(tx, vec![row])
-        .await?
-        .pop()
-        .ok_or_else(|| Error::Internal("profile vanished while loading".into()))
 }
 
 async fn load(tx: &mut Tx, id: i64) -> Result<Profile> {
-    let row = profiles::find(tx, id).await?.ok_or(Error::NotFound)?;
-    assemble_one(tx, row).await
+    let record = profiles::find_record(tx, id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    Ok(record.into())
 }
 
 pub async fn find(state: &AppState, me: &Principal, target: Target) -> Result<Profile> {
-    let mut tx = state.db.begin_read().await?;
-    let row = locate(&mut tx, me, target).await?;
-    let profile = assemble_one(&mut tx, row).await?;
+    let mut tx = state.db.begin_object_read().await?;
+    let record = locate(&mut tx, me, target).await?;
     tx.commit().await?;
-    Ok(profile)
+    Ok(record.into())
 }
 
 /// Gives a Member their profile (with their names) unless they have one.
@@ -268,8 +231,8 @@ pub async fn list(state: &AppState, me: &Principal, query: ListQuery) -> Result<
     } else {
         Vec::new()
     };
-    let profiles = assemble(&mut tx, rows).await?;
     tx.commit().await?;
+    let profiles = rows.into_iter().map(Profile::from).collect();
     Ok(ProfilePage {
         profiles,
         page,

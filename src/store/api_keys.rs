@@ -1,6 +1,11 @@
 //! API keys for the organisation API; only a SHA-256 of each key is kept.
 
-use super::query::{self, Arg, Sql};
+use std::sync::LazyLock;
+
+use serde::Deserialize;
+
+use super::query::{self, Arg, RELATED, Sql, WithRelated, related_column};
+use super::users::{COLUMNS as USER_COLUMNS, UserRow};
 use super::{Db, StoreResult, Tx, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -75,19 +80,45 @@ pub async fn revoke(tx: &mut Tx, organization_id: i64, id: i64, now: i64) -> Sto
     Ok(done == 1)
 }
 
-/// The live key with this hash.
-pub async fn find_by_hash(tx: &mut Tx, key_hash: &str) -> StoreResult<Option<ApiKeyRow>> {
-    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM api_keys WHERE key_hash = "));
-    sql.bind(Arg::Text(key_hash.to_string()))
-        .push(" AND revoked_at IS NULL");
-    Ok(query::fetch_all(tx, &sql).await?.pop())
+/// What the credential check needs of a key, read with its user.
+#[derive(Debug, Clone, Deserialize)]
+pub struct KeyUse {
+    pub id: i64,
+    pub organization_id: i64,
+    pub last_used_at: Option<i64>,
 }
 
-/// [`find_by_hash`] for the credential check of every request made with a
-/// key, outside a transaction: on SQLite a read on this thread (see
+/// The user who made the live key with this hash, and the key: the
+/// credential check of every request made with a key, in one statement
+/// outside a transaction (on SQLite a read on this thread, see
 /// [`Db::autocommit`]).
-pub async fn find_by_hash_for_auth(db: &Db, key_hash: &str) -> StoreResult<Option<ApiKeyRow>> {
-    find_by_hash(&mut db.autocommit().await?, key_hash).await
+pub async fn find_holder_for_auth(
+    db: &Db,
+    key_hash: &str,
+) -> StoreResult<Option<WithRelated<UserRow, KeyUse>>> {
+    static SELECT: LazyLock<[String; 2]> = LazyLock::new(|| [holder(false), holder(true)]);
+    fn holder(pg: bool) -> String {
+        let related = related_column(
+            pg,
+            &[
+                ("id", "id"),
+                ("organization_id", "organization_id"),
+                ("last_used_at", "last_used_at"),
+            ],
+        );
+        // The key's columns go into `related`, so the user's names stay unambiguous.
+        format!(
+            "SELECT {USER_COLUMNS}, k.{RELATED} FROM users \
+             JOIN (SELECT user_id, {related} FROM api_keys \
+             WHERE key_hash = $1 AND revoked_at IS NULL) k ON k.user_id = users.id"
+        )
+    }
+    let mut tx = db.autocommit().await?;
+    let sql = Sql::with_args(
+        SELECT[usize::from(tx.is_postgres())].as_str(),
+        vec![Arg::Text(key_hash.to_string())],
+    );
+    query::fetch_optional(&mut tx, &sql).await
 }
 
 pub async fn touch(tx: &mut Tx, id: i64, now: i64) -> StoreResult<()> {

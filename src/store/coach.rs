@@ -1,7 +1,14 @@
 //! Coach profiles, their areas, certifications and education, the vetting
 //! history, and the reference data the coach surface looks up.
 
-use super::query::{Arg, Sql, fetch_all, fetch_int, fetch_optional};
+use std::sync::LazyLock;
+
+use serde::Deserialize;
+
+use super::query::{
+    Arg, Sql, WithRelated, fetch_all, fetch_int, fetch_optional, json_array, json_object,
+    related_column,
+};
 use super::{StoreResult, Tx, on_tx};
 
 /// A coach: the user's own columns and their profile.
@@ -66,8 +73,103 @@ const COACH_SELECT: &str = "SELECT u.id, u.email, u.first_name, u.last_name, u.r
      p.instagram_id, p.twitter_id, p.about_you, p.business_name, p.business_logo_blob_id, \
      p.coach_since, p.coach_location, p.coach_experience, p.mother_tongue_id, \
      p.coaching_language_id, p.vetting_status, p.approved, p.created_at AS vetting_created_at, \
-     COALESCE(p.vetting_updated_at, p.created_at) AS vetting_updated_at \
-     FROM coach_profiles p JOIN users u ON u.id = p.user_id";
+     COALESCE(p.vetting_updated_at, p.created_at) AS vetting_updated_at";
+
+const COACH_FROM: &str = " FROM coach_profiles p JOIN users u ON u.id = p.user_id";
+
+/// What the coach object shows of other tables, read with the coach.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CoachRelated {
+    pub areas: Vec<AreaRow>,
+    pub certifications: Vec<CertificationRow>,
+    pub educations: Vec<EducationRow>,
+    /// The files it links to: avatar, business logo, certificates.
+    pub files: Vec<FileName>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct FileName {
+    pub id: i64,
+    pub filename: String,
+}
+
+/// A coach with everything the coach object shows, from one statement.
+pub type CoachRecord = WithRelated<CoachRow, CoachRelated>;
+
+/// `SELECT` of a coach with [`CoachRelated`] in its `related` column, on
+/// PostgreSQL. (SQLite reads the related tables a statement each: there a
+/// statement costs no round trip, and building and parsing JSON, with a
+/// sort for each ordered aggregate, cost more than the statements.)
+static COACH_RECORD_SELECT: LazyLock<String> = LazyLock::new(coach_record_select);
+
+fn coach_record_select() -> String {
+    let pg = true;
+    let areas = json_array(
+        pg,
+        &json_object(
+            pg,
+            &[
+                ("id", "a.id"),
+                ("alias", "a.alias"),
+                ("name", "a.name"),
+                ("category_id", "a.category_id"),
+            ],
+        ),
+        "coach_areas ca JOIN areas a ON a.id = ca.area_id WHERE ca.user_id = u.id",
+        "a.id",
+    );
+    let certifications = json_array(
+        pg,
+        &json_object(
+            pg,
+            &[
+                ("id", "c.id"),
+                ("user_id", "c.user_id"),
+                ("name", "c.name"),
+                ("issue_institution", "c.issue_institution"),
+                ("issue_date", "c.issue_date"),
+                ("attachment_blob_id", "c.attachment_blob_id"),
+            ],
+        ),
+        "certifications c WHERE c.user_id = u.id",
+        "c.id",
+    );
+    let educations = json_array(
+        pg,
+        &json_object(
+            pg,
+            &[
+                ("id", "e.id"),
+                ("user_id", "e.user_id"),
+                ("school_name", "e.school_name"),
+                ("degree", "e.degree"),
+                ("start_date", "e.start_date"),
+                ("end_date", "e.end_date"),
+            ],
+        ),
+        "educations e WHERE e.user_id = u.id",
+        "e.id",
+    );
+    // A list of ids, not `OR`s: each planner reads the blobs by key.
+    let files = json_array(
+        pg,
+        &json_object(pg, &[("id", "b.id"), ("filename", "b.filename")]),
+        "blobs b WHERE b.id IN (SELECT u.avatar_blob_id UNION ALL \
+         SELECT p.business_logo_blob_id UNION ALL \
+         SELECT fc.attachment_blob_id FROM certifications fc WHERE fc.user_id = u.id)",
+        "b.id",
+    );
+    let related = related_column(
+        pg,
+        &[
+            ("areas", &areas),
+            ("certifications", &certifications),
+            ("educations", &educations),
+            ("files", &files),
+        ],
+    );
+    format!("{COACH_SELECT}, {related}{COACH_FROM}")
+}
 
 /// Inserts a coach profile; `false` when `alias` was taken meanwhile (a
 /// concurrent insert on PostgreSQL), so the caller can try another.
@@ -104,9 +206,137 @@ pub async fn alias_owner(tx: &mut Tx, alias: &str) -> StoreResult<Option<i64>> {
         .await?))
 }
 
+/// The coach with everything the coach object shows: on PostgreSQL one
+/// statement, on SQLite one a table (see [`super::Db::begin_object_read`]).
+pub async fn find_record(tx: &mut Tx, user_id: i64) -> StoreResult<Option<CoachRecord>> {
+    if !tx.is_postgres() {
+        let row = find(tx, user_id).await?;
+        return Ok(with_related(tx, row.into_iter().collect()).await?.pop());
+    }
+    let sql = Sql::with_args(
+        format!("{} WHERE p.user_id = $1", *COACH_RECORD_SELECT),
+        vec![Arg::Int(user_id)],
+    );
+    fetch_optional(tx, &sql).await
+}
+
+/// `rows` with what their objects show, one statement a table (SQLite,
+/// where a statement costs no round trip and a JSON column more).
+async fn with_related(tx: &mut Tx, rows: Vec<CoachRow>) -> StoreResult<Vec<CoachRecord>> {
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let areas = areas_of(tx, &ids).await?;
+    let certifications = certifications_of(tx, &ids).await?;
+    let educations = educations_of(tx, &ids).await?;
+    let blob_ids: Vec<i64> = rows
+        .iter()
+        .flat_map(|r| [r.avatar_blob_id, r.business_logo_blob_id])
+        .chain(certifications.iter().map(|c| c.attachment_blob_id))
+        .flatten()
+        .collect();
+    let blobs = super::blobs::find_many(tx, &blob_ids).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let certifications: Vec<CertificationRow> = certifications
+                .iter()
+                .filter(|c| c.user_id == row.id)
+                .cloned()
+                .collect();
+            let linked: Vec<i64> = [row.avatar_blob_id, row.business_logo_blob_id]
+                .into_iter()
+                .chain(certifications.iter().map(|c| c.attachment_blob_id))
+                .flatten()
+                .collect();
+            let related = CoachRelated {
+                areas: areas
+                    .iter()
+                    .filter(|(user, _)| *user == row.id)
+                    .map(|(_, area)| area.clone())
+                    .collect(),
+                educations: educations
+                    .iter()
+                    .filter(|e| e.user_id == row.id)
+                    .cloned()
+                    .collect(),
+                files: blobs
+                    .iter()
+                    .filter(|b| linked.contains(&b.id))
+                    .map(|b| FileName {
+                        id: b.id,
+                        filename: b.filename.clone(),
+                    })
+                    .collect(),
+                certifications,
+            };
+            WithRelated { row, related }
+        })
+        .collect())
+}
+
+/// The areas of each of `user_ids`, as (user id, area) in area id order.
+async fn areas_of(tx: &mut Tx, user_ids: &[i64]) -> StoreResult<Vec<(i64, AreaRow)>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        user_id: i64,
+        id: i64,
+        alias: String,
+        name: String,
+        category_id: i64,
+    }
+    crate::reader_row!(Row {
+        user_id,
+        id,
+        alias,
+        name,
+        category_id
+    });
+    let mut sql = Sql::new(
+        "SELECT ca.user_id, a.id, a.alias, a.name, a.category_id FROM coach_areas ca \
+         JOIN areas a ON a.id = ca.area_id WHERE ca.user_id IN ",
+    );
+    sql.bind_list(user_ids.iter().map(|id| Arg::Int(*id)))
+        .push(" ORDER BY ca.user_id, a.id");
+    let rows: Vec<Row> = fetch_all(tx, &sql).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                r.user_id,
+                AreaRow {
+                    id: r.id,
+                    alias: r.alias,
+                    name: r.name,
+                    category_id: r.category_id,
+                },
+            )
+        })
+        .collect())
+}
+
+async fn certifications_of(tx: &mut Tx, user_ids: &[i64]) -> StoreResult<Vec<CertificationRow>> {
+    let mut sql = Sql::new(&format!(
+        "SELECT {CERT_COLUMNS} FROM certifications WHERE user_id IN "
+    ));
+    sql.bind_list(user_ids.iter().map(|id| Arg::Int(*id)))
+        .push(" ORDER BY user_id, id");
+    fetch_all(tx, &sql).await
+}
+
+async fn educations_of(tx: &mut Tx, user_ids: &[i64]) -> StoreResult<Vec<EducationRow>> {
+    let mut sql = Sql::new(&format!(
+        "SELECT {EDU_COLUMNS} FROM educations WHERE user_id IN "
+    ));
+    sql.bind_list(user_ids.iter().map(|id| Arg::Int(*id)))
+        .push(" ORDER BY user_id, id");
+    fetch_all(tx, &sql).await
+}
+
 pub async fn find(tx: &mut Tx, user_id: i64) -> StoreResult<Option<CoachRow>> {
     let sql = Sql::with_args(
-        format!("{COACH_SELECT} WHERE p.user_id = $1"),
+        format!("{COACH_SELECT}{COACH_FROM} WHERE p.user_id = $1"),
         vec![Arg::Int(user_id)],
     );
     fetch_optional(tx, &sql).await
@@ -128,18 +358,27 @@ pub async fn count(tx: &mut Tx, status: Option<&str>) -> StoreResult<i64> {
     fetch_int(tx, &sql).await
 }
 
-/// One page of coaches in id order.
+/// One page of coaches in id order, each with what its object shows.
 pub async fn list(
     tx: &mut Tx,
     status: Option<&str>,
     limit: i64,
     offset: i64,
-) -> StoreResult<Vec<CoachRow>> {
-    let mut sql = Sql::new(COACH_SELECT);
+) -> StoreResult<Vec<CoachRecord>> {
+    let pg = tx.is_postgres();
+    let mut sql = if pg {
+        Sql::new(&COACH_RECORD_SELECT)
+    } else {
+        Sql::new(&format!("{COACH_SELECT}{COACH_FROM}"))
+    };
     coach_filter(&mut sql, status);
     sql.push(" ORDER BY p.user_id")
-        .limit_offset(limit, offset, tx.is_postgres());
-    fetch_all(tx, &sql).await
+        .limit_offset(limit, offset, pg);
+    if pg {
+        return fetch_all(tx, &sql).await;
+    }
+    let rows = fetch_all(tx, &sql).await?;
+    with_related(tx, rows).await
 }
 
 /// Profile fields to change; `None` leaves a field as it is.
@@ -234,7 +473,7 @@ pub async fn update_user(
 
 // ------------------------------------------------------------------- areas
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, Deserialize)]
 pub struct AreaRow {
     pub id: i64,
     pub alias: String,
@@ -247,46 +486,6 @@ crate::reader_row!(AreaRow {
     name,
     category_id
 });
-
-/// The areas of each of `user_ids`, as (user id, area) in area id order.
-pub async fn areas_of(tx: &mut Tx, user_ids: &[i64]) -> StoreResult<Vec<(i64, AreaRow)>> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        user_id: i64,
-        id: i64,
-        alias: String,
-        name: String,
-        category_id: i64,
-    }
-    crate::reader_row!(Row {
-        user_id,
-        id,
-        alias,
-        name,
-        category_id
-    });
-    let mut sql = Sql::new(
-        "SELECT ca.user_id, a.id, a.alias, a.name, a.category_id FROM coach_areas ca \
-         JOIN areas a ON a.id = ca.area_id WHERE ca.user_id IN ",
-    );
-    sql.bind_list(user_ids.iter().map(|id| Arg::Int(*id)))
-        .push(" ORDER BY ca.user_id, a.id");
-    let rows: Vec<Row> = fetch_all(tx, &sql).await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            (
-                r.user_id,
-                AreaRow {
-                    id: r.id,
-                    alias: r.alias,
-                    name: r.name,
-                    category_id: r.category_id,
-                },
-            )
-        })
-        .collect())
-}
 
 pub async fn set_areas(tx: &mut Tx, user_id: i64, area_ids: &[i64]) -> StoreResult<()> {
     const DELETE: &str = "DELETE FROM coach_areas WHERE user_id = $1";
@@ -379,7 +578,7 @@ pub async fn country_exists(tx: &mut Tx, code: &str) -> StoreResult<bool> {
 
 // ---------------------------------------------------------- certifications
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, Deserialize)]
 pub struct CertificationRow {
     pub id: i64,
     pub user_id: i64,
@@ -398,18 +597,6 @@ crate::reader_row!(CertificationRow {
 });
 
 const CERT_COLUMNS: &str = "id, user_id, name, issue_institution, issue_date, attachment_blob_id";
-
-pub async fn certifications_of(
-    tx: &mut Tx,
-    user_ids: &[i64],
-) -> StoreResult<Vec<CertificationRow>> {
-    let mut sql = Sql::new(&format!(
-        "SELECT {CERT_COLUMNS} FROM certifications WHERE user_id IN "
-    ));
-    sql.bind_list(user_ids.iter().map(|id| Arg::Int(*id)))
-        .push(" ORDER BY user_id, id");
-    fetch_all(tx, &sql).await
-}
 
 pub async fn find_certification(
     tx: &mut Tx,
@@ -477,7 +664,7 @@ pub async fn delete_certification(
 
 // --------------------------------------------------------------- education
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, Deserialize)]
 pub struct EducationRow {
     pub id: i64,
     pub user_id: i64,
@@ -496,15 +683,6 @@ crate::reader_row!(EducationRow {
 });
 
 const EDU_COLUMNS: &str = "id, user_id, school_name, degree, start_date, end_date";
-
-pub async fn educations_of(tx: &mut Tx, user_ids: &[i64]) -> StoreResult<Vec<EducationRow>> {
-    let mut sql = Sql::new(&format!(
-        "SELECT {EDU_COLUMNS} FROM educations WHERE user_id IN "
-    ));
-    sql.bind_list(user_ids.iter().map(|id| Arg::Int(*id)))
-        .push(" ORDER BY user_id, id");
-    fetch_all(tx, &sql).await
-}
 
 pub async fn find_education(
     tx: &mut Tx,

@@ -472,6 +472,20 @@ impl Db {
         })
     }
 
+    /// A read of objects with their children: the store's `find_record`s
+    /// and record lists. PostgreSQL reads each in one statement, the
+    /// children in a JSON column ([`query::WithRelated`]), which needs no
+    /// transaction: this is [`Db::autocommit`] there, saving BEGIN and
+    /// COMMIT. SQLite reads them a statement a table (in process, a
+    /// statement costs less than the JSON), so this is [`Db::begin_read`]
+    /// there, whose snapshot costs nothing.
+    pub async fn begin_object_read(&self) -> StoreResult<Tx> {
+        match self {
+            Db::Sqlite(..) => self.begin_read().await,
+            Db::Postgres(_) => self.autocommit().await,
+        }
+    }
+
     /// A connection without a transaction, each statement committing on
     /// its own: for reads that need no common snapshot across statements
     /// (a numbered list page, which is one statement; a credential check

@@ -1,7 +1,14 @@
 //! Worker profiles: the profile row with its user's contact columns,
 //! licences, attached documents, sub-records and the activity log.
 
-use super::query::{Arg, Sql, fetch_all, fetch_int, fetch_optional};
+use std::sync::LazyLock;
+
+use serde::Deserialize;
+
+use super::query::{
+    Arg, Sql, WithRelated, fetch_all, fetch_int, fetch_optional, json_array, json_object,
+    related_column,
+};
 use super::{StoreResult, Tx, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -47,6 +54,102 @@ const SELECT: &str = "SELECT p.id, p.user_id, p.organization_id, p.first_name, p
      p.version, u.email, u.phone, u.last_sign_in_at, u.updated_at AS user_updated_at \
      FROM worker_profiles p JOIN users u ON u.id = p.user_id";
 
+/// How many of the newest activities a profile shows.
+pub const ACTIVITIES_SHOWN: i64 = 50;
+
+/// What a profile shows of other tables, read with the profile.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProfileRelated {
+    /// In the order they were given.
+    pub licenses: Vec<String>,
+    pub documents: Vec<DocumentRow>,
+    pub records: Vec<RecordRow>,
+    /// The newest [`ACTIVITIES_SHOWN`], newest first.
+    pub activities: Vec<ActivityRow>,
+}
+
+/// A profile with everything it shows, from one statement.
+pub type ProfileRecord = WithRelated<ProfileRow, ProfileRelated>;
+
+/// `SELECT` of a profile with [`ProfileRelated`] in its `related` column,
+/// on PostgreSQL (SQLite reads a statement a table: see
+/// [`super::coach`]'s `COACH_RECORD_SELECT`).
+static RECORD_SELECT: LazyLock<String> = LazyLock::new(record_select);
+
+fn record_select() -> String {
+    let pg = true;
+    let licenses = json_array(
+        pg,
+        "l.license",
+        "profile_licenses l WHERE l.profile_id = p.id",
+        "l.position",
+    );
+    let documents = json_array(
+        pg,
+        &json_object(
+            pg,
+            &[
+                ("id", "d.id"),
+                ("profile_id", "d.profile_id"),
+                ("kind", "d.kind"),
+                ("blob_id", "d.blob_id"),
+                ("filename", "b.filename"),
+                ("content_type", "b.content_type"),
+                ("byte_size", "b.byte_size"),
+                ("checksum", "b.checksum"),
+            ],
+        ),
+        "profile_documents d JOIN blobs b ON b.id = d.blob_id WHERE d.profile_id = p.id",
+        "d.id",
+    );
+    let records = json_array(
+        pg,
+        &json_object(
+            pg,
+            &[
+                ("id", "r.id"),
+                ("profile_id", "r.profile_id"),
+                ("kind", "r.kind"),
+                ("data", "r.data"),
+                ("actor_id", "r.actor_id"),
+                ("created_at", "r.created_at"),
+            ],
+        ),
+        "profile_records r WHERE r.profile_id = p.id",
+        "r.id",
+    );
+    let activities = json_array(
+        pg,
+        &json_object(
+            pg,
+            &[
+                ("id", "a.id"),
+                ("profile_id", "a.profile_id"),
+                ("action", "a.action"),
+                ("changes", "a.changes"),
+                ("actor_id", "a.actor_id"),
+                ("created_at", "a.created_at"),
+            ],
+        ),
+        &format!(
+            "(SELECT id, profile_id, action, changes, actor_id, created_at \
+             FROM profile_activities WHERE profile_id = p.id \
+             ORDER BY id DESC LIMIT {ACTIVITIES_SHOWN}) a"
+        ),
+        "a.id DESC",
+    );
+    let related = related_column(
+        pg,
+        &[
+            ("licenses", &licenses),
+            ("documents", &documents),
+            ("records", &records),
+            ("activities", &activities),
+        ],
+    );
+    SELECT.replacen(" FROM ", &format!(", {related} FROM "), 1)
+}
+
 /// Gives the user a profile with their names, unless they have one.
 pub async fn ensure(
     tx: &mut Tx,
@@ -71,16 +174,123 @@ pub async fn ensure(
     Ok(())
 }
 
-pub async fn find(tx: &mut Tx, id: i64) -> StoreResult<Option<ProfileRow>> {
-    let sql = Sql::with_args(format!("{SELECT} WHERE p.id = $1"), vec![Arg::Int(id)]);
-    fetch_optional(tx, &sql).await
+/// The profile with everything it shows: on PostgreSQL one statement, on
+/// SQLite one a table (see [`super::Db::begin_object_read`]).
+pub async fn find_record(tx: &mut Tx, id: i64) -> StoreResult<Option<ProfileRecord>> {
+    find_record_where(tx, "p.id", id).await
 }
 
-pub async fn find_by_user(tx: &mut Tx, user_id: i64) -> StoreResult<Option<ProfileRow>> {
+/// The user's profile with everything it shows, as [`find_record`].
+pub async fn find_record_by_user(tx: &mut Tx, user_id: i64) -> StoreResult<Option<ProfileRecord>> {
+    find_record_where(tx, "p.user_id", user_id).await
+}
+
+async fn find_record_where(
+    tx: &mut Tx,
+    column: &str,
+    value: i64,
+) -> StoreResult<Option<ProfileRecord>> {
+    let pg = tx.is_postgres();
+    let select = if pg { RECORD_SELECT.as_str() } else { SELECT };
     let sql = Sql::with_args(
-        format!("{SELECT} WHERE p.user_id = $1"),
-        vec![Arg::Int(user_id)],
+        format!("{select} WHERE {column} = $1"),
+        vec![Arg::Int(value)],
     );
+    if pg {
+        return fetch_optional(tx, &sql).await;
+    }
+    let rows = fetch_all(tx, &sql).await?;
+    Ok(with_related(tx, rows).await?.pop())
+}
+
+/// `rows` with what they show, one statement a table (SQLite).
+async fn with_related(tx: &mut Tx, rows: Vec<ProfileRow>) -> StoreResult<Vec<ProfileRecord>> {
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let licenses = licenses_of(tx, &ids).await?;
+    let documents = documents_of(tx, &ids).await?;
+    let records = records_of(tx, &ids).await?;
+    let activities = activities_of(tx, &ids, ACTIVITIES_SHOWN).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let id = row.id;
+            let related = ProfileRelated {
+                licenses: licenses
+                    .iter()
+                    .filter(|(p, _)| *p == id)
+                    .map(|(_, l)| l.clone())
+                    .collect(),
+                documents: documents
+                    .iter()
+                    .filter(|d| d.profile_id == id)
+                    .cloned()
+                    .collect(),
+                records: records
+                    .iter()
+                    .filter(|r| r.profile_id == id)
+                    .cloned()
+                    .collect(),
+                activities: activities
+                    .iter()
+                    .filter(|a| a.profile_id == id)
+                    .cloned()
+                    .collect(),
+            };
+            WithRelated { row, related }
+        })
+        .collect())
+}
+
+/// The licences of each profile, in the order they were given.
+async fn licenses_of(tx: &mut Tx, ids: &[i64]) -> StoreResult<Vec<(i64, String)>> {
+    let mut sql = Sql::new("SELECT profile_id, license FROM profile_licenses WHERE profile_id IN ");
+    sql.bind_list(ids.iter().map(|id| Arg::Int(*id)))
+        .push(" ORDER BY profile_id, position");
+    fetch_all(tx, &sql).await
+}
+
+async fn documents_of(tx: &mut Tx, ids: &[i64]) -> StoreResult<Vec<DocumentRow>> {
+    let mut sql = Sql::new(DOCUMENT_SELECT);
+    sql.push(" WHERE d.profile_id IN ")
+        .bind_list(ids.iter().map(|id| Arg::Int(*id)))
+        .push(" ORDER BY d.profile_id, d.id");
+    fetch_all(tx, &sql).await
+}
+
+async fn records_of(tx: &mut Tx, ids: &[i64]) -> StoreResult<Vec<RecordRow>> {
+    let mut sql = Sql::new(
+        "SELECT id, profile_id, kind, data, actor_id, created_at FROM profile_records \
+         WHERE profile_id IN ",
+    );
+    sql.bind_list(ids.iter().map(|id| Arg::Int(*id)))
+        .push(" ORDER BY profile_id, id");
+    fetch_all(tx, &sql).await
+}
+
+/// The newest `per_profile` activities of each profile, newest first.
+async fn activities_of(
+    tx: &mut Tx,
+    ids: &[i64],
+    per_profile: i64,
+) -> StoreResult<Vec<ActivityRow>> {
+    let mut sql = Sql::new(
+        "SELECT id, profile_id, action, changes, actor_id, created_at FROM ( \
+         SELECT id, profile_id, action, changes, actor_id, created_at, \
+         ROW_NUMBER() OVER (PARTITION BY profile_id ORDER BY id DESC) AS n \
+         FROM profile_activities WHERE profile_id IN ",
+    );
+    sql.bind_list(ids.iter().map(|id| Arg::Int(*id)))
+        .push(") recent WHERE n <= ")
+        .bind(Arg::Int(per_profile))
+        .push(" ORDER BY profile_id, id DESC");
+    fetch_all(tx, &sql).await
+}
+
+pub async fn find(tx: &mut Tx, id: i64) -> StoreResult<Option<ProfileRow>> {
+    let sql = Sql::with_args(format!("{SELECT} WHERE p.id = $1"), vec![Arg::Int(id)]);
     fetch_optional(tx, &sql).await
 }
 
@@ -175,16 +385,21 @@ pub async fn count(tx: &mut Tx, f: &ProfileFilter) -> StoreResult<i64> {
     fetch_int(tx, &filtered(select, f)).await
 }
 
+/// One page of profiles in id order, each with everything it shows.
 pub async fn list(
     tx: &mut Tx,
     f: &ProfileFilter,
     limit: i64,
     offset: i64,
-) -> StoreResult<Vec<ProfileRow>> {
-    let mut sql = filtered(SELECT, f);
-    sql.push(" ORDER BY p.id")
-        .limit_offset(limit, offset, tx.is_postgres());
-    fetch_all(tx, &sql).await
+) -> StoreResult<Vec<ProfileRecord>> {
+    let pg = tx.is_postgres();
+    let mut sql = filtered(if pg { &RECORD_SELECT } else { SELECT }, f);
+    sql.push(" ORDER BY p.id").limit_offset(limit, offset, pg);
+    if pg {
+        return fetch_all(tx, &sql).await;
+    }
+    let rows = fetch_all(tx, &sql).await?;
+    with_related(tx, rows).await
 }
 
 /// The profile's own columns, all at once (the domain merged them).
@@ -247,14 +462,6 @@ pub async fn bump_version(
 
 // ---------------------------------------------------------------- licences
 
-/// The licences of each profile, in the order they were given.
-pub async fn licenses_of(tx: &mut Tx, ids: &[i64]) -> StoreResult<Vec<(i64, String)>> {
-    let mut sql = Sql::new("SELECT profile_id, license FROM profile_licenses WHERE profile_id IN ");
-    sql.bind_list(ids.iter().map(|id| Arg::Int(*id)))
-        .push(" ORDER BY profile_id, position");
-    fetch_all(tx, &sql).await
-}
-
 pub async fn set_licenses(tx: &mut Tx, id: i64, licenses: &[String]) -> StoreResult<()> {
     const DELETE: &str = "DELETE FROM profile_licenses WHERE profile_id = $1";
     on_tx!(tx, |c| sqlx::query(DELETE)
@@ -284,7 +491,7 @@ pub async fn set_licenses(tx: &mut Tx, id: i64, licenses: &[String]) -> StoreRes
 
 // --------------------------------------------------------------- documents
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, Deserialize)]
 pub struct DocumentRow {
     pub id: i64,
     pub profile_id: i64,
@@ -309,14 +516,6 @@ crate::reader_row!(DocumentRow {
 const DOCUMENT_SELECT: &str = "SELECT d.id, d.profile_id, d.kind, d.blob_id, b.filename, \
      b.content_type, b.byte_size, b.checksum FROM profile_documents d \
      JOIN blobs b ON b.id = d.blob_id";
-
-pub async fn documents_of(tx: &mut Tx, ids: &[i64]) -> StoreResult<Vec<DocumentRow>> {
-    let mut sql = Sql::new(DOCUMENT_SELECT);
-    sql.push(" WHERE d.profile_id IN ")
-        .bind_list(ids.iter().map(|id| Arg::Int(*id)))
-        .push(" ORDER BY d.profile_id, d.id");
-    fetch_all(tx, &sql).await
-}
 
 pub async fn find_document(tx: &mut Tx, id: i64) -> StoreResult<Option<DocumentRow>> {
     let mut sql = Sql::new(DOCUMENT_SELECT);
@@ -371,7 +570,7 @@ pub async fn delete_document(tx: &mut Tx, id: i64) -> StoreResult<()> {
 
 // ------------------------------------------------------------- sub-records
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, Deserialize)]
 pub struct RecordRow {
     pub id: i64,
     pub profile_id: i64,
@@ -388,16 +587,6 @@ crate::reader_row!(RecordRow {
     actor_id,
     created_at
 });
-
-pub async fn records_of(tx: &mut Tx, ids: &[i64]) -> StoreResult<Vec<RecordRow>> {
-    let mut sql = Sql::new(
-        "SELECT id, profile_id, kind, data, actor_id, created_at FROM profile_records \
-         WHERE profile_id IN ",
-    );
-    sql.bind_list(ids.iter().map(|id| Arg::Int(*id)))
-        .push(" ORDER BY profile_id, id");
-    fetch_all(tx, &sql).await
-}
 
 pub async fn insert_record(
     tx: &mut Tx,
@@ -438,7 +627,7 @@ pub async fn delete_record(
 
 // -------------------------------------------------------------- activities
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, Deserialize)]
 pub struct ActivityRow {
     pub id: i64,
     pub profile_id: i64,
@@ -476,25 +665,6 @@ pub async fn insert_activity(
         .await?
         .rows_affected());
     Ok(())
-}
-
-/// The newest `per_profile` activities of each profile, newest first.
-pub async fn activities_of(
-    tx: &mut Tx,
-    ids: &[i64],
-    per_profile: i64,
-) -> StoreResult<Vec<ActivityRow>> {
-    let mut sql = Sql::new(
-        "SELECT id, profile_id, action, changes, actor_id, created_at FROM ( \
-         SELECT id, profile_id, action, changes, actor_id, created_at, \
-         ROW_NUMBER() OVER (PARTITION BY profile_id ORDER BY id DESC) AS n \
-         FROM profile_activities WHERE profile_id IN ",
-    );
-    sql.bind_list(ids.iter().map(|id| Arg::Int(*id)))
-        .push(") recent WHERE n <= ")
-        .bind(Arg::Int(per_profile))
-        .push(" ORDER BY profile_id, id DESC");
-    fetch_all(tx, &sql).await
 }
 
 /// The user whose profile holds `blob_id` as a document, if any.

@@ -3,6 +3,8 @@
 //! every user value is a bound `$N` argument, but for PostgreSQL's `LIMIT`
 //! and `OFFSET`: integers, written out (see [`Sql::limit`]).
 
+use serde::de::DeserializeOwned;
+
 use super::{ReaderRow, StoreError, StoreResult, Tx, on_tx};
 
 /// A value bound to a `$N` placeholder.
@@ -173,6 +175,116 @@ impl<T> FetchedRow for T where
         + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
         + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
 {
+}
+
+// ------------------------------------------------- children read with a row
+
+/// A row and what it holds of other tables, read in the same statement:
+/// `T` from the row's columns, `R` from its last column, `related`, a JSON
+/// object (written by [`related_column`]). One statement is one snapshot
+/// on either backend, so reading an object with its children needs no
+/// transaction; on PostgreSQL that is one round trip, not one a table
+/// plus BEGIN and COMMIT.
+#[derive(Debug, Clone)]
+pub struct WithRelated<T, R> {
+    pub row: T,
+    pub related: R,
+}
+
+/// The name of the column [`WithRelated`] reads `R` from.
+pub const RELATED: &str = "related";
+
+impl<T: ReaderRow, R: DeserializeOwned + 'static> ReaderRow for WithRelated<T, R> {
+    const BY_NAME: bool = true;
+
+    fn columns(statement: &rusqlite::Statement<'_>) -> Vec<Option<usize>> {
+        let mut columns = if T::BY_NAME {
+            T::columns(statement)
+        } else {
+            Vec::new()
+        };
+        let last = statement.column_count().saturating_sub(1);
+        columns.push(super::sqlite_reader::column_index(statement, last, RELATED));
+        columns
+    }
+
+    fn from_reader_row(
+        row: &rusqlite::Row<'_>,
+        columns: &[Option<usize>],
+    ) -> rusqlite::Result<Self> {
+        let (at, own) = match columns.split_last() {
+            Some((Some(at), own)) => (*at, own),
+            _ => return Err(rusqlite::Error::InvalidColumnName(RELATED.into())),
+        };
+        let related = serde_json::from_str(row.get_ref(at)?.as_str()?).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(at, rusqlite::types::Type::Text, e.into())
+        })?;
+        Ok(WithRelated {
+            row: T::from_reader_row(row, own)?,
+            related,
+        })
+    }
+}
+
+impl<'r, Q, T, R> sqlx::FromRow<'r, Q> for WithRelated<T, R>
+where
+    Q: sqlx::Row,
+    T: sqlx::FromRow<'r, Q>,
+    R: DeserializeOwned,
+    &'static str: sqlx::ColumnIndex<Q>,
+    &'r str: sqlx::Decode<'r, Q::Database> + sqlx::Type<Q::Database>,
+{
+    fn from_row(row: &'r Q) -> sqlx::Result<Self> {
+        let text: &'r str = row.try_get(RELATED)?;
+        let related = serde_json::from_str(text).map_err(|e| sqlx::Error::ColumnDecode {
+            index: RELATED.into(),
+            source: e.into(),
+        })?;
+        Ok(WithRelated {
+            row: T::from_row(row)?,
+            related,
+        })
+    }
+}
+
+/// A JSON object of `fields` (key, SQL expression), one a row.
+pub fn json_object(pg: bool, fields: &[(&str, &str)]) -> String {
+    let mut out = String::from(if pg {
+        "json_build_object("
+    } else {
+        "json_object("
+    });
+    for (i, (key, expression)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(&format!("'{key}', {expression}"));
+    }
+    out.push(')');
+    out
+}
+
+/// A scalar subquery: `element` of each row of `from` (tables and a WHERE
+/// that may name the outer statement's), in `order`, as a JSON array;
+/// `[]` when there is none.
+pub fn json_array(pg: bool, element: &str, from: &str, order: &str) -> String {
+    if pg {
+        format!("COALESCE((SELECT json_agg({element} ORDER BY {order}) FROM {from}), '[]')")
+    } else {
+        // json(): the array is JSON, not text, inside the object around it.
+        format!("json((SELECT json_group_array({element} ORDER BY {order}) FROM {from}))")
+    }
+}
+
+/// The `related` column [`WithRelated`] reads: a JSON object of
+/// `members` (key, JSON from [`json_array`]), as text. It goes last.
+pub fn related_column(pg: bool, members: &[(&str, &str)]) -> String {
+    let object = json_object(pg, members);
+    if pg {
+        format!("{object}::text AS {RELATED}")
+    } else {
+        format!("{object} AS {RELATED}")
+    }
 }
 
 /// Every row of `sql`. A statement outside a transaction, or in a read

@@ -40,7 +40,7 @@ crate::reader_row!(UserRow {
     updated_at,
 });
 
-const COLUMNS: &str = "id, email, password, first_name, last_name, role, organization_id, \
+pub(super) const COLUMNS: &str = "id, email, password, first_name, last_name, role, organization_id, \
      added_by, is_active, timezone, token_version, last_login, last_sign_in_at, created_at, updated_at";
 
 /// The fields of a user to insert.

@@ -562,6 +562,9 @@ async fn certifications_are_created_updated_and_deleted_by_their_owner_only() {
     // The coach object lists it.
     let me = app.get("/auth/coach/", Some(&access)).await;
     assert_eq!(me.body["certification"][0]["id"], json!(cert));
+    let listed = me.body["certification"][0]["attachment"].as_str().unwrap();
+    assert!(listed.ends_with("/certificate.pdf"), "{listed}");
+    assert_eq!(app.fetch_link(listed).await.0, 200);
     // Someone else's user_id is refused; someone else's certification is
     // not found; nothing changes.
     let r = app
@@ -918,16 +921,45 @@ async fn vetting_moves_through_every_transition_with_emails_and_history() {
 }
 
 #[tokio::test]
-async fn the_staff_list_pages_every_coach_with_one_query_per_table() {
+async fn the_staff_list_pages_every_coach_with_what_each_shows() {
     let app = TestApp::spawn().await;
     let (_, staff) = app.staff("staff@example.com").await;
+    let mut coaches = Vec::new();
     for i in 0..12 {
-        coach(&app, &format!("c{i}@example.com")).await;
+        coaches.push(coach(&app, &format!("c{i}@example.com")).await);
     }
+    // The second coach has areas and a degree; the others have none.
+    let (id, access) = &coaches[1];
+    let r = app
+        .patch("/auth/coach/", Some(access), json!({"area_list": [3, 1]}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app
+        .post(
+            "/auth/coach/education/",
+            Some(access),
+            json!({"user_id": id, "school_name": "INSEAD", "degree": "MBA"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
     let r = app.get("/api/admin/coaches/", Some(&staff)).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["count"], json!(12));
-    assert_eq!(r.body["results"].as_array().unwrap().len(), 10);
+    let results = r.body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 10);
+    assert_eq!(results[1]["pk"], json!(id));
+    let areas: Vec<&Value> = results[1]["area"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["id"])
+        .collect();
+    assert_eq!(areas, [&json!(1), &json!(3)]);
+    assert_eq!(results[1]["education"][0]["school_name"], json!("INSEAD"));
+    for other in [&results[0], &results[2]] {
+        assert_eq!(other["area"], json!([]));
+        assert_eq!(other["education"], json!([]));
+    }
     let next = r.body["next"].as_str().unwrap();
     assert!(next.ends_with("/api/admin/coaches/?page=2"), "{next}");
     let r = app.get("/api/admin/coaches/?page=2", Some(&staff)).await;

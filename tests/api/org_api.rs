@@ -504,6 +504,26 @@ async fn custom_fields_type_and_validate_client_info() {
         .await;
     assert_eq!(reply.body["client"]["info"]["age"], Value::Null);
     assert_eq!(reply.body["client"]["info"]["company"], "Acme");
+    // On a page of several clients, each carries its own values.
+    let other = client(&app, &key, "Dan Dale", "dan@example.com").await;
+    let reply = app
+        .bearer(
+            Method::PUT,
+            &format!("/clients/{other}"),
+            &key,
+            Some(json!({"info": {"company": "Bolt", "vip": false}})),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let page = get(&app, &key, "/clients").await;
+    let rows = page.body["data"].as_array().unwrap();
+    let info_of = |id: &str| &rows.iter().find(|r| r["id"] == json!(id)).unwrap()["info"];
+    assert_eq!(info_of(&id)["company"], "Acme");
+    assert_eq!(info_of(&id)["age"], Value::Null);
+    assert_eq!(
+        info_of(&other),
+        &json!({"company": "Bolt", "age": null, "start": null, "vip": false, "plan": null})
+    );
     assert_reply(
         &app.bearer(Method::PUT, &path, &key, Some(json!({}))).await,
         422,

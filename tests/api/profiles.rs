@@ -217,6 +217,44 @@ async fn the_seeds_request_gets_the_seeds_response() {
 }
 
 #[tokio::test]
+async fn the_trail_shows_the_newest_fifty_changes_newest_first() {
+    let app = TestApp::spawn().await;
+    let o = org(&app, "a").await;
+    let r = put_profile(&app, &o.admin, o.profile, complete()).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    for i in 1..=51 {
+        let r = put_profile(
+            &app,
+            &o.admin,
+            o.profile,
+            json!({"bio": format!("bio {i}")}),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let shown = |p: &Value| -> Vec<Value> {
+        p["activities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["changes"]["bio"][1].clone())
+            .collect()
+    };
+    let expected: Vec<Value> = (2..=51).rev().map(|i| json!(format!("bio {i}"))).collect();
+    let one = app
+        .get(&format!("/api/v1/profiles/{}", o.profile), Some(&o.admin))
+        .await;
+    assert_eq!(one.status, 200, "{}", one.text);
+    assert_eq!(shown(&one.body["profile"]), expected);
+    let own = app.get("/api/v1/profile", Some(&o.member)).await;
+    assert_eq!(own.status, 200, "{}", own.text);
+    assert_eq!(shown(&own.body["profile"]), expected);
+    let list = app.get("/api/v1/profiles", Some(&o.admin)).await;
+    assert_eq!(list.status, 200, "{}", list.text);
+    assert_eq!(shown(&list.body["profiles"][0]), expected);
+}
+
+#[tokio::test]
 async fn validation_errors_are_rails_422s_and_change_nothing() {
     let app = TestApp::spawn().await;
     let o = org(&app, "a").await;
