@@ -354,6 +354,62 @@ async fn fetch_int_on_connection(tx: &mut Tx, sql: &Sql) -> StoreResult<i64> {
 mod tests {
     use super::*;
 
+    /// The SQLite side of the JSON helpers (PostgreSQL's is covered by
+    /// the API tests, whose coach, profile and client reads use them).
+    #[test]
+    fn related_rows_come_back_in_order_escaped_and_empty_as_a_list() {
+        #[derive(serde::Deserialize)]
+        struct Child {
+            id: i64,
+            label: String,
+        }
+        #[derive(serde::Deserialize)]
+        struct Children {
+            children: Vec<Child>,
+        }
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE p (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+             CREATE TABLE c (id INTEGER PRIMARY KEY, p_id INTEGER NOT NULL, label TEXT NOT NULL);
+             INSERT INTO p VALUES (1, 'one'), (2, 'two'), (3, 'none');
+             INSERT INTO c VALUES (3, 1, 'say \"hi\"'), (1, 1, 'a'), (2, 2, 'x');",
+        )
+        .unwrap();
+        let children = json_array(
+            false,
+            &json_object(false, &[("id", "c.id"), ("label", "c.label")]),
+            "c WHERE c.p_id = p.id",
+            "c.id DESC",
+        );
+        let related = related_column(false, &[("children", &children)]);
+        let sql = format!("SELECT p.id, p.name, {related} FROM p ORDER BY p.id");
+        let mut statement = conn.prepare(&sql).unwrap();
+        let columns = WithRelated::<(i64, String), Children>::columns(&statement);
+        let rows: Vec<WithRelated<(i64, String), Children>> = statement
+            .query_map([], |row| WithRelated::from_reader_row(row, &columns))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let seen: Vec<(i64, Vec<(i64, &str)>)> = rows
+            .iter()
+            .map(|r| {
+                let children = r.related.children.iter();
+                (
+                    r.row.0,
+                    children.map(|c| (c.id, c.label.as_str())).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                (1, vec![(3, "say \"hi\""), (1, "a")]),
+                (2, vec![(2, "x")]),
+                (3, vec![]),
+            ]
+        );
+    }
+
     #[test]
     fn placeholders_number_in_order_and_like_is_escaped() {
         let mut sql = Sql::new("SELECT 1 WHERE a = ");
