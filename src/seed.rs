@@ -206,12 +206,15 @@ pub async fn seed_demo(state: &AppState, opts: &SeedOptions) -> anyhow::Result<S
             .execute(pool)
             .await?;
     }
-    if let crate::store::Db::Postgres(pool) = &state.db {
+    if let crate::store::Db::Postgres(pg) = &state.db {
         // Fresh statistics, so the planner knows the new table sizes.
         // VACUUM also sets the visibility map, which index-only scans need.
-        sqlx::query("VACUUM ANALYZE users").execute(pool).await?;
+        let mut conn = pg.acquire().await?;
+        sqlx::query("VACUUM ANALYZE users")
+            .execute(&mut *conn)
+            .await?;
         sqlx::query("VACUUM ANALYZE user_counts")
-            .execute(pool)
+            .execute(&mut *conn)
             .await?;
     }
     Ok(Seeded {

@@ -9,6 +9,7 @@
 pub mod api_keys;
 pub mod blobs;
 pub mod coach;
+mod connections;
 pub mod custom_fields;
 pub mod departments;
 pub mod organizations;
@@ -32,7 +33,9 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
+use sqlx::{Postgres, SqlSafeStr, Sqlite, SqlitePool};
+
+pub use connections::{Connections, Lease};
 
 pub use sqlite_reader::{ReadSnapshot, ReaderRow, SqliteReader};
 pub use write_queue::WriteQueue;
@@ -221,7 +224,7 @@ fn stable_query_plans(db: *mut rusqlite::ffi::sqlite3) -> Result<(), sqlx::Error
 #[derive(Clone, Debug)]
 pub enum Db {
     Sqlite(SqlitePool, Option<Arc<SqliteReader>>, WriteQueue),
-    Postgres(PgPool),
+    Postgres(Connections<Postgres>),
 }
 
 /// One open transaction (or, for a single-statement read, one connection
@@ -241,8 +244,8 @@ pub enum Handle<DB: sqlx::Database> {
     /// pooled connection is taken only when one cannot (see
     /// [`Db::autocommit`]).
     Autocommit {
-        pool: sqlx::Pool<DB>,
-        conn: Option<sqlx::pool::PoolConnection<DB>>,
+        pool: Connections<DB>,
+        conn: Option<Lease<DB>>,
         reader: Option<Arc<SqliteReader>>,
     },
     /// A read-only transaction on SQLite's reader, or, when the reader
@@ -261,7 +264,7 @@ pub enum Writer<DB: sqlx::Database> {
     Turn(write_queue::WriteTurn),
     /// PostgreSQL: the transaction's id and the pool, to ask whether a
     /// COMMIT whose answer was lost with its connection landed.
-    Xid(sqlx::Pool<DB>, i64),
+    Xid(Connections<DB>, i64),
 }
 
 impl<DB: sqlx::Database> Handle<DB> {
@@ -378,7 +381,7 @@ impl Db {
                 })
                 .connect_with(opts)
                 .await?;
-            Ok(Db::Postgres(pool))
+            Ok(Db::Postgres(Connections::parked(pool)))
         } else if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)
                 .map_err(|e| StoreError::Other(e.to_string()))?
@@ -440,7 +443,7 @@ impl Db {
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
         match self {
             Db::Sqlite(pool, ..) => SQLITE_MIGRATIONS.run(pool).await,
-            Db::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
+            Db::Postgres(pg) => POSTGRES_MIGRATIONS.run(&mut *pg.acquire().await?).await,
         }
     }
 
@@ -466,8 +469,8 @@ impl Db {
                 pooled: None,
             }),
             Db::Sqlite(pool, None, _) => Tx::Sqlite(Handle::Transaction(pool.begin().await?)),
-            Db::Postgres(pool) => Tx::Postgres(Handle::Transaction(
-                pg_begin(pool, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await?,
+            Db::Postgres(pg) => Tx::Postgres(Handle::Transaction(
+                pg_begin(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await?,
             )),
         })
     }
@@ -509,12 +512,12 @@ impl Db {
     pub async fn autocommit(&self) -> StoreResult<Tx> {
         Ok(match self {
             Db::Sqlite(pool, reader, _) => Tx::Sqlite(Handle::Autocommit {
-                pool: pool.clone(),
+                pool: Connections::unparked(pool.clone()),
                 conn: None,
                 reader: reader.clone(),
             }),
-            Db::Postgres(pool) => Tx::Postgres(Handle::Autocommit {
-                pool: pool.clone(),
+            Db::Postgres(pg) => Tx::Postgres(Handle::Autocommit {
+                pool: pg.clone(),
                 conn: None,
                 reader: None,
             }),
@@ -545,12 +548,12 @@ impl Db {
                 let tx = pool.begin_with(sqlx::AssertSqlSafe(begin)).await?;
                 Tx::Sqlite(Handle::Write(tx, Writer::Turn(turn)))
             }
-            Db::Postgres(pool) => {
-                let mut tx = pg_begin(pool, "BEGIN").await?;
+            Db::Postgres(pg) => {
+                let mut tx = pg_begin(pg, "BEGIN").await?;
                 let xid: i64 = sqlx::query_scalar("SELECT txid_current()")
                     .fetch_one(&mut *tx)
                     .await?;
-                Tx::Postgres(Handle::Write(tx, Writer::Xid(pool.clone(), xid)))
+                Tx::Postgres(Handle::Write(tx, Writer::Xid(pg.clone(), xid)))
             }
         })
     }
@@ -569,7 +572,13 @@ impl Db {
         let ping = async {
             match self {
                 Db::Sqlite(pool, ..) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()),
-                Db::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()),
+                Db::Postgres(pg) => match pg.acquire().await {
+                    Ok(mut conn) => sqlx::query("SELECT 1")
+                        .execute(&mut *conn)
+                        .await
+                        .map(|_| ()),
+                    Err(e) => Err(e),
+                },
             }
         };
         match tokio::time::timeout(Duration::from_secs(1), ping).await {
@@ -599,14 +608,14 @@ impl Db {
     pub fn pool_size(&self) -> (u32, usize) {
         match self {
             Db::Sqlite(pool, ..) => (pool.size(), pool.num_idle()),
-            Db::Postgres(pool) => (pool.size(), pool.num_idle()),
+            Db::Postgres(pg) => pg.size(),
         }
     }
 
     pub async fn close(&self) {
         match self {
             Db::Sqlite(pool, ..) => pool.close().await,
-            Db::Postgres(pool) => pool.close().await,
+            Db::Postgres(pg) => pg.close().await,
         }
     }
 }
@@ -658,13 +667,16 @@ impl Tx {
 /// issue #4393). On its own task the BEGIN is always counted, so the
 /// dropped transaction is rolled back as any other is.
 async fn pg_begin(
-    pool: &PgPool,
+    pg: &Connections<Postgres>,
     begin: &'static str,
 ) -> Result<sqlx::Transaction<'static, Postgres>, sqlx::Error> {
-    let pool = pool.clone();
-    tokio::spawn(async move { pool.begin_with(begin).await })
-        .await
-        .map_err(|e| sqlx::Error::Protocol(format!("the task of a BEGIN failed: {e}")))?
+    let pg = pg.clone();
+    tokio::spawn(async move {
+        let conn = pg.acquire().await?.into_pool_connection();
+        sqlx::Transaction::begin(conn, Some(begin.into_sql_str())).await
+    })
+    .await
+    .map_err(|e| sqlx::Error::Protocol(format!("the task of a BEGIN failed: {e}")))?
 }
 
 /// Commits a PostgreSQL write. When the answer to its COMMIT is lost with
@@ -675,7 +687,7 @@ async fn pg_begin(
 /// anything else is unknown, and it may not.
 async fn commit_postgres_write(
     tx: sqlx::Transaction<'static, Postgres>,
-    pool: &PgPool,
+    pg: &Connections<Postgres>,
     xid: i64,
 ) -> Result<(), sqlx::Error> {
     let lost = match tx.commit().await {
@@ -685,7 +697,7 @@ async fn commit_postgres_write(
             return outcome;
         }
     };
-    match transaction_committed(pool, xid).await {
+    match transaction_committed(pg, xid).await {
         Some(true) => {
             rerun::note_write_commit();
             tracing::info!(xid, "a COMMIT whose answer was lost had landed");
@@ -702,12 +714,17 @@ async fn commit_postgres_write(
 /// Whether PostgreSQL transaction `xid` committed (`txid_status`); `None`
 /// when that cannot be told: the database is unreachable, or the
 /// transaction's backend has not finished ending it within about 200 ms.
-async fn transaction_committed(pool: &PgPool, xid: i64) -> Option<bool> {
+async fn transaction_committed(pg: &Connections<Postgres>, xid: i64) -> Option<bool> {
     for _ in 0..20 {
-        let asked = sqlx::query_scalar::<_, Option<String>>("SELECT txid_status($1)")
-            .bind(xid)
-            .fetch_one(pool)
-            .await;
+        let asked = match pg.acquire().await {
+            Ok(mut conn) => {
+                sqlx::query_scalar::<_, Option<String>>("SELECT txid_status($1)")
+                    .bind(xid)
+                    .fetch_one(&mut *conn)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         let status = match asked {
             Ok(status) => status,
             // Another connection of the same wave, lost too: ask again,

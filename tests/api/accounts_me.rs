@@ -252,7 +252,7 @@ async fn a_deactivated_user_is_refused_on_the_next_request() {
             .await
             .map(|_| ()),
         roster::store::Db::Postgres(p) => sqlx::query("UPDATE users SET is_active = FALSE")
-            .execute(p)
+            .execute(&mut *p.acquire().await.unwrap())
             .await
             .map(|_| ()),
     }

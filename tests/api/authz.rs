@@ -408,10 +408,10 @@ async fn every_operation_as_every_principal() {
                 .await
                 .map(|_| ())
         }
-        roster::store::Db::Postgres(pool) => {
+        roster::store::Db::Postgres(pg) => {
             sqlx::query("UPDATE users SET is_active = FALSE WHERE id = $1")
                 .bind(gone_id)
-                .execute(pool)
+                .execute(&mut *pg.acquire().await.unwrap())
                 .await
                 .map(|_| ())
         }

@@ -386,7 +386,10 @@ impl TestApp {
     pub async fn scalar_i64(&self, sql: &'static str) -> i64 {
         match &self.state.db {
             Db::Sqlite(pool, ..) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
-            Db::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+            Db::Postgres(pg) => sqlx::query_scalar(sql)
+                .fetch_one(&mut *pg.acquire().await.unwrap())
+                .await
+                .unwrap(),
         }
     }
 }

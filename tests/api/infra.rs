@@ -531,6 +531,106 @@ async fn after_the_pools_backends_end_one_request_runs_again_and_none_fails() {
     assert!(reruns <= 1, "{reruns} runs again");
 }
 
+/// As above, for connections parked after a statement outside a
+/// transaction (`store::connections`): they skip sqlx's release ping, so a
+/// dead one is found only by the next request that takes it, which runs
+/// again; the rest parked before that loss are retired unused.
+#[tokio::test]
+async fn after_parked_connections_backends_end_one_request_runs_again_and_none_fails() {
+    use roster::store::query::{Sql, fetch_int};
+    let app = TestApp::spawn().await;
+    let Some(mut admin) = postgres_connection(&app).await else {
+        return;
+    };
+    let (_, token, _) = app.active_user("admin@example.com", "Admin").await;
+    // Four connections, each used by a statement outside a transaction,
+    // then parked together.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut tx = app.state.db.autocommit().await.unwrap();
+        assert_eq!(
+            fetch_int(&mut tx, &Sql::new("SELECT CAST(1 AS BIGINT)"))
+                .await
+                .unwrap(),
+            1
+        );
+        held.push(tx);
+    }
+    drop(held);
+    let (open, idle) = app.state.db.pool_size();
+    assert!(open >= 4 && idle >= 4, "{open} open, {idle} idle");
+    let ended: i64 = sqlx::query_scalar(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(ended >= 4, "{ended} backends terminated");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+
+    for _ in 0..6 {
+        let reply = app.get("/api/auth/users/me/", Some(&token)).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+    }
+    let reruns = counter(&app, "roster_http_requests_rerun_total").await;
+    assert!(reruns <= 1, "{reruns} runs again");
+}
+
+/// A request waiting for a connection while every one is checked out is
+/// served by the first to be parked: it does not wait on sqlx's pool
+/// while that connection sits parked (transactions take parked
+/// connections too).
+#[tokio::test]
+async fn a_parked_connection_serves_whoever_waits_for_one() {
+    use roster::store::query::{Sql, fetch_int};
+    use std::time::Duration;
+    // No outbox pass during the test: it would take the parked connection
+    // and hand it back to sqlx's pool, serving the waiter that way.
+    let app = TestApp::spawn_with(|c| c.outbox_poll_secs = 3600).await;
+    if postgres_connection(&app).await.is_none() {
+        return;
+    }
+    let max = app.state.config.database_max_connections as usize;
+    let mut held = Vec::new();
+    for _ in 0..max {
+        let mut tx = app.state.db.autocommit().await.unwrap();
+        fetch_int(&mut tx, &Sql::new("SELECT CAST(1 AS BIGINT)"))
+            .await
+            .unwrap();
+        held.push(tx);
+    }
+    let db = app.state.db.clone();
+    let waiter = tokio::spawn(async move {
+        let mut tx = db.begin_write().await?;
+        let n = fetch_int(&mut tx, &Sql::new("SELECT CAST(2 AS BIGINT)")).await?;
+        tx.commit().await?;
+        Ok::<_, roster::store::StoreError>(n)
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiter.is_finished(), "every connection is checked out");
+    held.pop(); // parked
+    let n = tokio::time::timeout(Duration::from_secs(1), waiter)
+        .await
+        .expect("the waiter took the parked connection")
+        .unwrap()
+        .unwrap();
+    assert_eq!(n, 2);
+    drop(held);
+    // Every connection comes back (parked, or in sqlx's pool once its
+    // release ping is answered), none lost.
+    let mut sizes = (0, 0);
+    for _ in 0..50 {
+        let (open, idle) = app.state.db.pool_size();
+        sizes = (open as usize, idle);
+        if sizes == (max, max) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(sizes, (max, max));
+}
+
 /// The value of the unlabelled counter `name` on `/metrics`.
 async fn counter(app: &TestApp, name: &str) -> u64 {
     let metrics = app.get("/metrics", None).await;

@@ -1,0 +1,266 @@
+//! A pool's connections, and on PostgreSQL the ones that come back clean
+//! from a statement outside a transaction, kept for the next request
+//! without sqlx's release ping.
+//!
+//! sqlx pings every connection that goes back to its pool (a Sync message
+//! and its ReadyForQuery: a round trip, with a wake-up of the backend and
+//! of the server): it flushes what a dropped statement or transaction left
+//! queued, and closes a connection found broken. For a statement that ran
+//! to its end outside a transaction there is nothing to flush. On the
+//! benchmark's one shared core that ping was about a fifth of the CPU time
+//! of a `me` (`bench/README.md`, Round 14). So an autocommit read's
+//! connection is *parked* here instead, still checked out of sqlx's pool,
+//! and the next acquire takes it first.
+//!
+//! What the ping did is done another way:
+//! - Anything a dropped statement left behind (unsent bytes, answers not
+//!   yet read) sqlx's PostgreSQL driver settles itself before the next
+//!   statement on that connection: every statement starts by flushing and
+//!   reading up to the pending ReadyForQuery.
+//! - A connection in a transaction is never parked: transactions end as
+//!   sqlx ends them, with the release ping (and the queued ROLLBACK of a
+//!   dropped one).
+//! - A broken connection is found by the next statement that uses it: it
+//!   fails with a lost connection and its request runs again
+//!   (`store::rerun`). Parked connections taken from the pool before the
+//!   last loss are retired as they would be handed out, as the pool's own
+//!   are (`stale_connections`).
+//!
+//! Every PostgreSQL acquire goes through [`Connections::acquire`], which
+//! first takes one of as many permits as the pool has connections; a lease
+//! holds its permit until its connection is parked or back in sqlx's pool.
+//! Parked connections hold no permit, so a permit holder that finds none
+//! parked always finds room in sqlx's pool (the leases, the parked and the
+//! holders waiting there are never more than its size) and never waits
+//! there while a connection sits parked. (Racing sqlx's acquire against
+//! a parked connection instead cancelled the connections sqlx was opening:
+//! 800 `me` a second, PostgreSQL forking all the while.) A connection
+//! parked for longer than [`PARKED_IDLE`] goes back to sqlx's pool at the
+//! next park or acquire, where its idle timeout and lifetime apply.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection, Database, Pool};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::stale_connections;
+
+/// How long a connection stays parked before it goes back to sqlx's pool.
+pub const PARKED_IDLE: Duration = Duration::from_secs(30);
+
+/// A pool, with the parking of clean connections on (PostgreSQL) or off.
+#[derive(Debug)]
+pub struct Connections<DB: Database> {
+    pool: Pool<DB>,
+    parking: Option<Arc<Parking<DB>>>,
+}
+
+impl<DB: Database> Clone for Connections<DB> {
+    fn clone(&self) -> Self {
+        Connections {
+            pool: self.pool.clone(),
+            parking: self.parking.clone(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Parking<DB: Database> {
+    /// Newest last: the connection parked last is taken first.
+    parked: Mutex<Vec<Parked<DB>>>,
+    /// One for each connection of the pool; leases hold them.
+    permits: Arc<Semaphore>,
+}
+
+#[derive(Debug)]
+struct Parked<DB: Database> {
+    conn: PoolConnection<DB>,
+    taken: Instant,
+    parked: Instant,
+}
+
+/// A connection checked out for a request. Dropped, it is parked when its
+/// pool parks and it is outside a transaction; otherwise it goes back to
+/// sqlx's pool.
+#[derive(Debug)]
+pub struct Lease<DB: Database> {
+    conn: Option<PoolConnection<DB>>,
+    /// When it was taken from sqlx's pool (it may have been parked since).
+    taken: Instant,
+    parking: Option<Arc<Parking<DB>>>,
+    /// Released once the connection is parked or back in sqlx's pool.
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl<DB: Database> Connections<DB> {
+    /// Connections that go back to sqlx's pool after every use.
+    pub fn unparked(pool: Pool<DB>) -> Self {
+        Connections {
+            pool,
+            parking: None,
+        }
+    }
+
+    /// Connections that are parked after a statement outside a transaction.
+    pub fn parked(pool: Pool<DB>) -> Self {
+        let size = pool.options().get_max_connections() as usize;
+        Connections {
+            pool,
+            parking: Some(Arc::new(Parking {
+                parked: Mutex::new(Vec::new()),
+                permits: Arc::new(Semaphore::new(size)),
+            })),
+        }
+    }
+
+    pub fn pool(&self) -> &Pool<DB> {
+        &self.pool
+    }
+
+    /// A parked connection, or one from sqlx's pool, within the pool's
+    /// acquire timeout.
+    pub async fn acquire(&self) -> Result<Lease<DB>, sqlx::Error> {
+        let Some(parking) = &self.parking else {
+            return Ok(self.lease(self.pool.acquire().await?, Instant::now(), None));
+        };
+        let timeout = self.pool.options().get_acquire_timeout();
+        let permit = tokio::time::timeout(timeout, parking.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?
+            .map_err(|_| sqlx::Error::PoolClosed)?;
+        if let Some((conn, taken)) = unpark(parking) {
+            return Ok(self.lease(conn, taken, Some(permit)));
+        }
+        let conn = self.pool.acquire().await?;
+        Ok(self.lease(conn, Instant::now(), Some(permit)))
+    }
+
+    fn lease(
+        &self,
+        conn: PoolConnection<DB>,
+        taken: Instant,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Lease<DB> {
+        Lease {
+            conn: Some(conn),
+            taken,
+            parking: self.parking.clone(),
+            _permit: permit,
+        }
+    }
+
+    /// Open connections, and how many of them are idle (parked or in
+    /// sqlx's pool).
+    pub fn size(&self) -> (u32, usize) {
+        let parked = self
+            .parking
+            .as_ref()
+            .map_or(0, |parking| lock(&parking.parked).len());
+        (self.pool.size(), self.pool.num_idle() + parked)
+    }
+
+    /// Closes the pool, once the parked connections are back in it.
+    pub async fn close(&self) {
+        if let Some(parking) = &self.parking {
+            parking.permits.close();
+            let parked = std::mem::take(&mut *lock(&parking.parked));
+            drop(parked);
+        }
+        self.pool.close().await;
+    }
+}
+
+/// The newest parked connection still fit to use, and when it was taken
+/// from sqlx's pool. Those taken before the last lost connection go back
+/// to sqlx's pool (which pings them, and closes the dead), as do those
+/// parked too long.
+fn unpark<DB: Database>(parking: &Parking<DB>) -> Option<(PoolConnection<DB>, Instant)> {
+    let mut retired = Vec::new();
+    let found = {
+        let mut parked = lock(&parking.parked);
+        retire_idle(&mut parked, &mut retired);
+        loop {
+            match parked.pop() {
+                None => break None,
+                Some(p) if stale_connections::opened_before_last_loss(p.taken.elapsed()) => {
+                    retired.push(p.conn);
+                }
+                Some(p) => break Some((p.conn, p.taken)),
+            }
+        }
+    };
+    drop(retired);
+    found
+}
+
+impl<DB: Database> Lease<DB> {
+    /// The pooled connection itself, for a transaction: it goes back to
+    /// sqlx's pool when the transaction ends. (Its permit is released now:
+    /// a holder may then wait in sqlx's pool for a transaction to end, as
+    /// anyone did before connections were parked.)
+    pub fn into_pool_connection(mut self) -> PoolConnection<DB> {
+        self.conn
+            .take()
+            .expect("a lease holds its connection until dropped")
+    }
+}
+
+impl<DB: Database> std::ops::Deref for Lease<DB> {
+    type Target = DB::Connection;
+    fn deref(&self) -> &DB::Connection {
+        self.conn
+            .as_ref()
+            .expect("a lease holds its connection until dropped")
+    }
+}
+
+impl<DB: Database> std::ops::DerefMut for Lease<DB> {
+    fn deref_mut(&mut self) -> &mut DB::Connection {
+        self.conn
+            .as_mut()
+            .expect("a lease holds its connection until dropped")
+    }
+}
+
+impl<DB: Database> Drop for Lease<DB> {
+    fn drop(&mut self) {
+        let (Some(conn), Some(parking)) = (self.conn.take(), self.parking.as_ref()) else {
+            return;
+        };
+        if conn.is_in_transaction() || std::thread::panicking() {
+            return; // `conn` goes back to sqlx's pool, which settles it
+        }
+        let mut retired = Vec::new();
+        {
+            let mut parked = lock(&parking.parked);
+            retire_idle(&mut parked, &mut retired);
+            parked.push(Parked {
+                conn,
+                taken: self.taken,
+                parked: Instant::now(),
+            });
+        }
+        drop(retired);
+        // The permit is released after this, once the connection is parked.
+    }
+}
+
+/// Moves the connections parked longer than [`PARKED_IDLE`] (the oldest
+/// are first) to `retired`.
+fn retire_idle<DB: Database>(parked: &mut Vec<Parked<DB>>, retired: &mut Vec<PoolConnection<DB>>) {
+    let idle = parked
+        .iter()
+        .take_while(|p| p.parked.elapsed() > PARKED_IDLE)
+        .count();
+    retired.extend(parked.drain(..idle).map(|p| p.conn));
+}
+
+/// The lock of the parked list; a panic while it was held left the list
+/// itself whole.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
