@@ -70,6 +70,8 @@ impl<DB: Database> Clone for Connections<DB> {
 struct Parking<DB: Database> {
     /// Newest last: the connection parked last is taken first.
     parked: Mutex<Vec<Parked<DB>>>,
+    /// How long one may stay parked ([`PARKED_IDLE`]).
+    idle: Duration,
     /// One for each connection of the pool; leases hold them.
     permits: Arc<Semaphore>,
 }
@@ -105,11 +107,16 @@ impl<DB: Database> Connections<DB> {
 
     /// Connections that are parked after a statement outside a transaction.
     pub fn parked(pool: Pool<DB>) -> Self {
+        Self::parked_for(pool, PARKED_IDLE)
+    }
+
+    fn parked_for(pool: Pool<DB>, idle: Duration) -> Self {
         let size = pool.options().get_max_connections() as usize;
         Connections {
             pool,
             parking: Some(Arc::new(Parking {
                 parked: Mutex::new(Vec::new()),
+                idle,
                 permits: Arc::new(Semaphore::new(size)),
             })),
         }
@@ -180,7 +187,7 @@ fn unpark<DB: Database>(parking: &Parking<DB>) -> Option<(PoolConnection<DB>, In
     let mut retired = Vec::new();
     let found = {
         let mut parked = lock(&parking.parked);
-        retire_idle(&mut parked, &mut retired);
+        retire_idle(&mut parked, parking.idle, &mut retired);
         loop {
             match parked.pop() {
                 None => break None,
@@ -235,7 +242,7 @@ impl<DB: Database> Drop for Lease<DB> {
         let mut retired = Vec::new();
         {
             let mut parked = lock(&parking.parked);
-            retire_idle(&mut parked, &mut retired);
+            retire_idle(&mut parked, parking.idle, &mut retired);
             parked.push(Parked {
                 conn,
                 taken: self.taken,
@@ -247,14 +254,18 @@ impl<DB: Database> Drop for Lease<DB> {
     }
 }
 
-/// Moves the connections parked longer than [`PARKED_IDLE`] (the oldest
-/// are first) to `retired`.
-fn retire_idle<DB: Database>(parked: &mut Vec<Parked<DB>>, retired: &mut Vec<PoolConnection<DB>>) {
-    let idle = parked
+/// Moves the connections parked longer than `idle` (the oldest are first)
+/// to `retired`.
+fn retire_idle<DB: Database>(
+    parked: &mut Vec<Parked<DB>>,
+    idle: Duration,
+    retired: &mut Vec<PoolConnection<DB>>,
+) {
+    let expired = parked
         .iter()
-        .take_while(|p| p.parked.elapsed() > PARKED_IDLE)
+        .take_while(|p| p.parked.elapsed() > idle)
         .count();
-    retired.extend(parked.drain(..idle).map(|p| p.conn));
+    retired.extend(parked.drain(..expired).map(|p| p.conn));
 }
 
 /// The lock of the parked list; a panic while it was held left the list
@@ -263,4 +274,112 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::sqlite::SqlitePoolOptions;
+
+    /// Two connections of an in-memory SQLite pool, told apart by the name
+    /// each was given in a temporary table (its own).
+    async fn named_leases(
+        idle: Duration,
+    ) -> (
+        Connections<sqlx::Sqlite>,
+        Lease<sqlx::Sqlite>,
+        Lease<sqlx::Sqlite>,
+    ) {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        let connections = Connections::parked_for(pool, idle);
+        let mut first = connections.acquire().await.unwrap();
+        let mut second = connections.acquire().await.unwrap();
+        for (lease, name) in [(&mut first, "first"), (&mut second, "second")] {
+            sqlx::query("CREATE TEMP TABLE name (v TEXT)")
+                .execute(&mut **lease)
+                .await
+                .unwrap();
+            sqlx::query("INSERT INTO name VALUES (?)")
+                .bind(name)
+                .execute(&mut **lease)
+                .await
+                .unwrap();
+        }
+        (connections, first, second)
+    }
+
+    async fn name_of(lease: &mut Lease<sqlx::Sqlite>) -> String {
+        sqlx::query_scalar("SELECT v FROM name")
+            .fetch_one(&mut **lease)
+            .await
+            .unwrap()
+    }
+
+    fn parked_count(connections: &Connections<sqlx::Sqlite>) -> usize {
+        lock(&connections.parking.as_ref().unwrap().parked).len()
+    }
+
+    #[tokio::test]
+    async fn the_connection_parked_last_is_taken_first() {
+        let (connections, first, second) = named_leases(PARKED_IDLE).await;
+        drop(first);
+        drop(second);
+        assert_eq!(parked_count(&connections), 2);
+        assert_eq!(connections.size(), (2, 2));
+        let mut taken = connections.acquire().await.unwrap();
+        assert_eq!(name_of(&mut taken).await, "second");
+        assert_eq!(parked_count(&connections), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_parked_too_long_goes_back_to_the_pool() {
+        let (connections, first, second) = named_leases(Duration::ZERO).await;
+        drop(first);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        // Parking the second retires the first (parked longer than zero).
+        drop(second);
+        assert_eq!(parked_count(&connections), 1);
+        for _ in 0..100 {
+            if connections.pool().num_idle() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(connections.pool().num_idle(), 1, "back in sqlx's pool");
+        assert_eq!(connections.size(), (2, 2));
+    }
+
+    /// A transaction's connection ends as sqlx ends it (here, rolled back)
+    /// and goes back to sqlx's pool, not to the parked ones.
+    #[tokio::test]
+    async fn a_transactions_connection_goes_back_to_the_pool() {
+        let (connections, first, second) = named_leases(PARKED_IDLE).await;
+        drop(second);
+        let mut tx = sqlx::Transaction::begin(first.into_pool_connection(), None)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO name VALUES ('more')")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        drop(tx);
+        for _ in 0..100 {
+            if connections.pool().num_idle() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(connections.pool().num_idle(), 1);
+        assert_eq!(parked_count(&connections), 1);
+        let mut back = connections.pool().acquire().await.unwrap();
+        let names: Vec<String> = sqlx::query_scalar("SELECT v FROM name")
+            .fetch_all(&mut *back)
+            .await
+            .unwrap();
+        assert_eq!(names, ["first"], "the insert was rolled back");
+    }
 }
