@@ -29,10 +29,11 @@
 //! Every PostgreSQL acquire goes through [`Connections::acquire`], which
 //! first takes one of as many permits as the pool has connections; a lease
 //! holds its permit until its connection is parked or back in sqlx's pool.
-//! Parked connections hold no permit, so a permit holder that finds none
-//! parked always finds room in sqlx's pool (the leases, the parked and the
-//! holders waiting there are never more than its size) and never waits
-//! there while a connection sits parked. (Racing sqlx's acquire against
+//! Parked connections hold no permit, so the leases, the parked and the
+//! permit holders waiting in sqlx's pool are never more than its size: a
+//! holder that finds none parked waits there only for a transaction's
+//! connection (a transaction gives its permit back as it starts), never
+//! while a connection sits parked. (Racing sqlx's acquire against
 //! a parked connection instead cancelled the connections sqlx was opening:
 //! 800 `me` a second, PostgreSQL forking all the while.) A connection
 //! parked for longer than [`PARKED_IDLE`] goes back to sqlx's pool at the
