@@ -572,13 +572,13 @@ impl Db {
         let ping = async {
             match self {
                 Db::Sqlite(pool, ..) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()),
-                Db::Postgres(pg) => match pg.acquire().await {
-                    Ok(mut conn) => sqlx::query("SELECT 1")
+                Db::Postgres(pg) => {
+                    let mut conn = pg.acquire().await?;
+                    sqlx::query("SELECT 1")
                         .execute(&mut *conn)
                         .await
-                        .map(|_| ()),
-                    Err(e) => Err(e),
-                },
+                        .map(|_| ())
+                }
             }
         };
         match tokio::time::timeout(Duration::from_secs(1), ping).await {
@@ -716,15 +716,14 @@ async fn commit_postgres_write(
 /// transaction's backend has not finished ending it within about 200 ms.
 async fn transaction_committed(pg: &Connections<Postgres>, xid: i64) -> Option<bool> {
     for _ in 0..20 {
-        let asked = match pg.acquire().await {
-            Ok(mut conn) => {
-                sqlx::query_scalar::<_, Option<String>>("SELECT txid_status($1)")
-                    .bind(xid)
-                    .fetch_one(&mut *conn)
-                    .await
-            }
-            Err(e) => Err(e),
-        };
+        let asked: Result<Option<String>, sqlx::Error> = async {
+            let mut conn = pg.acquire().await?;
+            sqlx::query_scalar("SELECT txid_status($1)")
+                .bind(xid)
+                .fetch_one(&mut *conn)
+                .await
+        }
+        .await;
         let status = match asked {
             Ok(status) => status,
             // Another connection of the same wave, lost too: ask again,

@@ -510,24 +510,35 @@ async fn after_the_pools_backends_end_one_request_runs_again_and_none_fails() {
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let (_, idle) = app.state.db.pool_size();
     assert!(idle >= 3, "{idle} idle connections");
+    end_backends_then_serve_six(&app, &mut admin, &token, 3).await;
+}
+
+/// Terminates every backend of the app's database (at least `at_least`),
+/// then asks for `me` six times: each succeeds, and at most one runs again
+/// (none when another test's lost connection already retired this pool's
+/// connections: the mark is process-wide).
+async fn end_backends_then_serve_six(
+    app: &TestApp,
+    admin: &mut sqlx::PgConnection,
+    token: &str,
+    at_least: i64,
+) {
     let ended: i64 = sqlx::query_scalar(
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
          WHERE datname = current_database() AND pid <> pg_backend_pid()",
     )
-    .fetch_one(&mut admin)
+    .fetch_one(admin)
     .await
     .unwrap();
-    assert!(ended >= 3, "{ended} backends terminated");
+    assert!(ended >= at_least, "{ended} backends terminated");
     // The terminated backends' sockets close.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
 
     for _ in 0..6 {
-        let reply = app.get("/api/auth/users/me/", Some(&token)).await;
+        let reply = app.get("/api/auth/users/me/", Some(token)).await;
         assert_eq!(reply.status, 200, "{}", reply.text);
     }
-    let reruns = counter(&app, "roster_http_requests_rerun_total").await;
-    // One, or none when another test's lost connection retired this
-    // pool's first (the mark is process-wide).
+    let reruns = counter(app, "roster_http_requests_rerun_total").await;
     assert!(reruns <= 1, "{reruns} runs again");
 }
 
@@ -559,22 +570,7 @@ async fn after_parked_connections_backends_end_one_request_runs_again_and_none_f
     drop(held);
     let (open, idle) = app.state.db.pool_size();
     assert!(open >= 4 && idle >= 4, "{open} open, {idle} idle");
-    let ended: i64 = sqlx::query_scalar(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-         WHERE datname = current_database() AND pid <> pg_backend_pid()",
-    )
-    .fetch_one(&mut admin)
-    .await
-    .unwrap();
-    assert!(ended >= 4, "{ended} backends terminated");
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-
-    for _ in 0..6 {
-        let reply = app.get("/api/auth/users/me/", Some(&token)).await;
-        assert_eq!(reply.status, 200, "{}", reply.text);
-    }
-    let reruns = counter(&app, "roster_http_requests_rerun_total").await;
-    assert!(reruns <= 1, "{reruns} runs again");
+    end_backends_then_serve_six(&app, &mut admin, &token, 4).await;
 }
 
 /// A request waiting for a connection while every one is checked out is
