@@ -295,7 +295,8 @@ impl<DB: sqlx::Database> Handle<DB> {
                         debug_assert!(false, "a read left its snapshot for the pool");
                         tracing::warn!("a read left its SQLite snapshot for the pool");
                     }
-                    *pooled = Some(pool.begin().await?);
+                    // Boxed, as sqlx's acquire in `Connections::acquire`.
+                    *pooled = Some(Box::pin(pool.begin()).await?);
                 }
                 match pooled {
                     Some(t) => Ok(t),
@@ -468,7 +469,9 @@ impl Db {
                 snapshot: Some(ReadSnapshot::new(reader.clone())),
                 pooled: None,
             }),
-            Db::Sqlite(pool, None, _) => Tx::Sqlite(Handle::Transaction(pool.begin().await?)),
+            Db::Sqlite(pool, None, _) => {
+                Tx::Sqlite(Handle::Transaction(Box::pin(pool.begin()).await?))
+            }
             Db::Postgres(pg) => Tx::Postgres(Handle::Transaction(
                 pg_begin(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await?,
             )),
@@ -545,7 +548,8 @@ impl Db {
                     "PRAGMA busy_timeout = {}; BEGIN IMMEDIATE",
                     turn.left.as_millis()
                 );
-                let tx = pool.begin_with(sqlx::AssertSqlSafe(begin)).await?;
+                // Boxed, as sqlx's acquire in `Connections::acquire`.
+                let tx = Box::pin(pool.begin_with(sqlx::AssertSqlSafe(begin))).await?;
                 Tx::Sqlite(Handle::Write(tx, Writer::Turn(turn)))
             }
             Db::Postgres(pg) => {
