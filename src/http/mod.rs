@@ -60,15 +60,37 @@ pub fn operations() -> Vec<api::Operation> {
 }
 
 /// The whole API: every surface, with the middleware every request gets.
+///
+/// The middleware wraps the router, not each route (`Router::layer`): axum
+/// clones a route's service for every request, and a route under seven
+/// layers was seven boxes to allocate, copy and free, each with a boxed
+/// future (callgrind: about a tenth of `healthz`). One layer stays under
+/// the routing: it hands the matched route to the log line.
 pub fn router(state: AppState) -> Router {
-    let mut router = Router::new();
+    let mut routes = Router::new();
     for api in apis() {
-        router = router.merge(api.router);
+        routes = routes.merge(api.router);
     }
-    let router = router
+    let routes = routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state.clone())
+        .layer(middleware::from_fn(matched_route_to_response))
+        .with_state(state.clone());
+    // Only PostgreSQL's connections can be lost under a running request.
+    let rerun = (state.db.backend() == "postgres")
+        .then(|| middleware::from_fn_with_state(state.clone(), rerun::after_lost_connection));
+    // Outermost first.
+    let stack = tower::ServiceBuilder::new()
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, RandomRequestId))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn_with_state(state, gate))
+        .option_layer(rerun)
+        .map_response(IntoResponse::into_response)
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("handler panicked");
             (
@@ -76,25 +98,20 @@ pub fn router(state: AppState) -> Router {
                 axum::Json(json!({"detail": "A server error occurred."})),
             )
                 .into_response()
-        }));
-    // Only PostgreSQL's connections can be lost under a running request.
-    let router = if state.db.backend() == "postgres" {
-        router.layer(middleware::from_fn_with_state(
-            state.clone(),
-            rerun::after_lost_connection,
-        ))
-    } else {
-        router
-    };
-    router
-        .layer(middleware::from_fn_with_state(state, gate))
-        .layer(middleware::from_fn(log_request))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, RandomRequestId))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
+        }))
+        .service(routes);
+    Router::new().fallback_service(stack)
+}
+
+/// The route a request matched, on its response, for [`log_request`]
+/// (which runs before routing).
+async fn matched_route_to_response(req: Request, next: Next) -> Response {
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let mut response = next.run(req).await;
+    if let Some(matched) = matched {
+        response.extensions_mut().insert(matched);
+    }
+    response
 }
 
 /// A random (v4) UUID for each request without an `X-Request-Id`, from the
@@ -212,11 +229,6 @@ async fn log_request(req: Request, next: Next) -> Response {
     }
     let started = Instant::now();
     let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "(unmatched)".into());
     let request_id = req
         .headers()
         .get(&REQUEST_ID)
@@ -224,6 +236,10 @@ async fn log_request(req: Request, next: Next) -> Response {
         .unwrap_or("")
         .to_string();
     let response = next.run(req).await;
+    let route = response
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("(unmatched)", |p| p.as_str());
     let status = response.status().as_u16();
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     if route == "/healthz" || route == "/readyz" {
