@@ -313,3 +313,76 @@ fn client_ip(peer: IpAddr, parts: &Parts, trusted: &[IpAddr]) -> IpAddr {
         .copied()
         .unwrap_or(peer)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::routing::get;
+    use std::sync::{Arc, Mutex};
+    use tower::ServiceExt;
+
+    /// Log output, kept in memory.
+    #[derive(Clone, Default)]
+    struct Output(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Output {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl tracing_subscriber::fmt::MakeWriter<'_> for Output {
+        type Writer = Output;
+        fn make_writer(&self) -> Output {
+            self.clone()
+        }
+    }
+
+    /// The request log runs before routing (as in [`router`]); the route
+    /// reaches it on the response: the matched route for a handled request
+    /// and for a method the route does not allow, none for a path no route
+    /// has.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_request_log_names_the_route_the_router_matched() {
+        let output = Output::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(output.clone())
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let routes = Router::new()
+            .route("/things/{id}", get(|| async { "a thing" }))
+            .layer(middleware::from_fn(matched_route_to_response));
+        let app = tower::ServiceBuilder::new()
+            .layer(middleware::from_fn(log_request))
+            .service(routes);
+        for (method, path) in [
+            ("GET", "/things/7"),
+            ("PUT", "/things/7"),
+            ("GET", "/other"),
+        ] {
+            let request = Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Body::empty())
+                .unwrap();
+            app.clone().oneshot(request).await.unwrap();
+        }
+        let text = String::from_utf8(output.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        for (line, expected) in lines.iter().zip([
+            "method=GET route=/things/{id} status=200",
+            "method=PUT route=/things/{id} status=405",
+            "method=GET route=(unmatched) status=404",
+        ]) {
+            assert!(line.contains(expected), "{line:?} lacks {expected:?}");
+        }
+    }
+}
