@@ -205,13 +205,43 @@ pub async fn list(
     if terms.is_empty() {
         return whole_team_page(tx, &kept.pages, org, order, limit, offset).await;
     }
+    // A search cached at some version is tried at that version first: the
+    // page's statement checks that the team is still at it, so no separate
+    // read of the version comes first (on PostgreSQL one round trip of
+    // three). No rows means the team has moved on (every change to it
+    // moves the version), and the page is read as below.
+    if let Some((version, ids)) = kept.searches.latest(&SearchKey::new(org, terms, order))
+        && let Some(sql) = search_page_sql(tx, org, &ids, order, limit, offset, Some(version))
+    {
+        let rows: Vec<MemberRow> = query::fetch_all(tx, &sql).await?;
+        if !rows.is_empty() {
+            return Ok(rows);
+        }
+    }
     let ids = search(tx, &kept.searches, org, terms, order).await?;
+    match search_page_sql(tx, org, &ids, order, limit, offset, None) {
+        Some(sql) => query::fetch_all(tx, &sql).await,
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The statement of a page of a search's ordered matches `ids` (`None`
+/// past the last match); with `version`, only while the team is at it.
+fn search_page_sql(
+    tx: &Tx,
+    org: i64,
+    ids: &[i64],
+    order: &[(MemberOrder, bool)],
+    limit: i64,
+    offset: i64,
+    version: Option<i64>,
+) -> Option<Sql> {
     let start = usize::try_from(offset).unwrap_or(usize::MAX).min(ids.len());
     let end = start
         .saturating_add(usize::try_from(limit).unwrap_or(0))
         .min(ids.len());
     if start == end {
-        return Ok(Vec::new());
+        return None;
     }
     // The organisation and roles are checked again: a row that changed
     // since the matches were collected is left out, never shown.
@@ -222,8 +252,13 @@ pub async fn list(
         .bind(Arg::Int(org))
         .push(&format!(" AND u.role IN {TEAM_ROLES} AND u.id IN "))
         .bind_list(ids[start..end].iter().map(|&id| Arg::Int(id)));
+    if let Some(version) = version {
+        sql.push(" AND (");
+        push_team_version(&mut sql, org);
+        sql.push(") = ").bind(Arg::Int(version));
+    }
     sql.push(&order_clause(order, tx.is_postgres()));
-    query::fetch_all(tx, &sql).await
+    Some(sql)
 }
 
 /// A page of the whole team, without search terms. An offset is a walk
@@ -393,11 +428,7 @@ async fn search(
     // The version is read before the matches, so cached matches are never
     // older than the version they are filed under.
     let version = team_version(tx, org).await?;
-    let key = SearchKey {
-        org,
-        terms: terms.to_vec(),
-        order: order.to_vec(),
-    };
+    let key = SearchKey::new(org, terms, order);
     if let Some(ids) = cache.get(&key, version) {
         return Ok(ids);
     }
@@ -455,6 +486,16 @@ struct SearchKey {
     org: i64,
     terms: Vec<String>,
     order: Vec<(MemberOrder, bool)>,
+}
+
+impl SearchKey {
+    fn new(org: i64, terms: &[String], order: &[(MemberOrder, bool)]) -> SearchKey {
+        SearchKey {
+            org,
+            terms: terms.to_vec(),
+            order: order.to_vec(),
+        }
+    }
 }
 
 /// Recent team searches' ordered matches, each valid for one version of its
@@ -528,6 +569,11 @@ impl SearchCache {
             key,
             guard: Some(gate.lock_owned().await),
         }
+    }
+
+    /// The matches cached for `key` and the version they were collected at.
+    fn latest(&self, key: &SearchKey) -> Option<(i64, Arc<[i64]>)> {
+        lock(&self.inner).entries.get(key).cloned()
     }
 
     fn get(&self, key: &SearchKey, version: i64) -> Option<Arc<[i64]>> {
