@@ -51,6 +51,9 @@ const COLUMNS: &str = "u.id, u.email, u.first_name, u.last_name, u.role, u.organ
 const TEAM_ROLES: &str = "('admin', 'coach', 'member')";
 /// The same roles one by one, for the count (see [`users::push_count_in_roles`]).
 const TEAM_ROLE_NAMES: [&str; 3] = ["admin", "coach", "member"];
+/// The same test as comparisons, for a row read by its id: SQLite builds a
+/// temporary index for an `IN` list of three, and no index is wanted there.
+const IS_TEAM_ROLE: &str = "(u.role = 'admin' OR u.role = 'coach' OR u.role = 'member')";
 
 /// The fields a team list can be ordered by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -211,18 +214,21 @@ pub async fn list(
     // three). No rows means the team has moved on (every change to it
     // moves the version), and the page is read as below.
     if let Some((version, ids)) = kept.searches.latest(&SearchKey::new(org, terms, order))
-        && let Some(sql) = search_page_sql(tx, org, &ids, order, limit, offset, Some(version))
+        && let Some(sql) = search_page_sql(tx, org, &ids, limit, offset, Some(version))
     {
-        let rows: Vec<MemberRow> = query::fetch_all(tx, &sql).await?;
+        let mut rows: Vec<MemberRow> = query::fetch_all(tx, &sql).await?;
         if !rows.is_empty() {
+            sort_page(&mut rows, order);
             return Ok(rows);
         }
     }
     let ids = search(tx, &kept.searches, org, terms, order).await?;
-    match search_page_sql(tx, org, &ids, order, limit, offset, None) {
-        Some(sql) => query::fetch_all(tx, &sql).await,
-        None => Ok(Vec::new()),
-    }
+    let Some(sql) = search_page_sql(tx, org, &ids, limit, offset, None) else {
+        return Ok(Vec::new());
+    };
+    let mut rows: Vec<MemberRow> = query::fetch_all(tx, &sql).await?;
+    sort_page(&mut rows, order);
+    Ok(rows)
 }
 
 /// The statement of a page of a search's ordered matches `ids` (`None`
@@ -231,7 +237,6 @@ fn search_page_sql(
     tx: &Tx,
     org: i64,
     ids: &[i64],
-    order: &[(MemberOrder, bool)],
     limit: i64,
     offset: i64,
     version: Option<i64>,
@@ -243,21 +248,31 @@ fn search_page_sql(
     if start == end {
         return None;
     }
-    // The organisation and roles are checked again: a row that changed
-    // since the matches were collected is left out, never shown.
+    // The rows are joined to a list of the page's ids, as a whole-team
+    // page's are to its chosen ids ([`whole_team_sql`]): with `u.id IN
+    // (...)` SQLite built a temporary index of the ids, and sorted the rows
+    // again for any ordering but the id's. The caller sorts them.
+    let pg = tx.is_postgres();
     let mut sql = Sql::default();
     sql.push(&format!("SELECT {COLUMNS}, "))
         .bind(Arg::Int(ids.len() as i64))
-        .push(" AS total FROM users u WHERE u.organization_id = ")
+        .push(" AS total FROM (VALUES ");
+    for (i, &id) in ids[start..end].iter().enumerate() {
+        sql.push(if i == 0 { "(" } else { ", (" })
+            .bind(Arg::Int(id))
+            .push(")");
+    }
+    // The organisation and roles are checked again: a row that changed
+    // since the matches were collected is left out, never shown.
+    sql.push(if pg { ") p JOIN" } else { ") p CROSS JOIN" })
+        .push(" users u ON u.id = p.column1 WHERE u.organization_id = ")
         .bind(Arg::Int(org))
-        .push(&format!(" AND u.role IN {TEAM_ROLES} AND u.id IN "))
-        .bind_list(ids[start..end].iter().map(|&id| Arg::Int(id)));
+        .push(&format!(" AND {IS_TEAM_ROLE}"));
     if let Some(version) = version {
         sql.push(" AND (");
         push_team_version(&mut sql, org);
         sql.push(") = ").bind(Arg::Int(version));
     }
-    sql.push(&order_clause(order, tx.is_postgres()));
     Some(sql)
 }
 
@@ -281,7 +296,8 @@ async fn whole_team_page(
         && let Some(mark) = marks.at_or_before(org, order, offset)
     {
         let sql = whole_team_sql(org, order, limit, offset, Start::Mark(keyset, &mark), pg);
-        let rows: Vec<MemberRow> = query::fetch_all(tx, &sql).await?;
+        let mut rows: Vec<MemberRow> = query::fetch_all(tx, &sql).await?;
+        sort_page(&mut rows, order);
         if !rows.is_empty() {
             marks.note(org, order, keyset, mark.version, offset, &rows);
             return Ok(rows);
@@ -297,7 +313,8 @@ async fn whole_team_page(
         },
         pg,
     );
-    let rows: Vec<MemberRow> = query::fetch_all(tx, &sql).await?;
+    let mut rows: Vec<MemberRow> = query::fetch_all(tx, &sql).await?;
+    sort_page(&mut rows, order);
     if let Some(keyset) = keyset
         && let Some(version) = rows.first().and_then(|row| row.team_version)
     {
@@ -337,7 +354,12 @@ fn whole_team_sql(
         push_team_version(&mut sql, org);
         sql.push(") AS team_version");
     }
-    sql.push(" FROM users u WHERE u.id IN (");
+    // The rows are joined to the page's ids, the ids first: `u.id IN
+    // (...)` made SQLite fill a 10 KB Bloom filter for ten ids and sort
+    // the page again (a third of the statement). The caller puts the rows
+    // in order ([`sort_page`]); `CROSS JOIN` is SQLite's way of keeping the
+    // ids the outer loop (PostgreSQL has no `ON` for it, nor needs it).
+    sql.push(" FROM (");
     match start {
         Start::Mark(keyset, mark) => {
             push_ids_from_mark(&mut sql, org, keyset, mark, limit, offset, pg)
@@ -348,9 +370,37 @@ fn whole_team_sql(
             sql.limit_offset(limit, offset, pg);
         }
     }
-    sql.push(")");
-    sql.push(&order_by);
+    sql.push(if pg { ") p JOIN" } else { ") p CROSS JOIN" })
+        .push(" users u ON u.id = p.id");
     sql
+}
+
+/// Puts a page's rows in the list's order, as its `ORDER BY` would: each
+/// field (text byte-wise on both backends, as [`MemberOrder::collation`]
+/// orders it), then the id the way the last field runs
+/// ([`query::order_by`]). Every field is `NOT NULL`.
+fn sort_page(rows: &mut [MemberRow], order: &[(MemberOrder, bool)]) {
+    use std::cmp::Ordering;
+    fn by(field: MemberOrder, a: &MemberRow, b: &MemberRow) -> Ordering {
+        match field {
+            MemberOrder::Id => a.id.cmp(&b.id),
+            MemberOrder::FirstName => a.first_name.as_bytes().cmp(b.first_name.as_bytes()),
+            MemberOrder::LastName => a.last_name.as_bytes().cmp(b.last_name.as_bytes()),
+            MemberOrder::Email => a.email.as_bytes().cmp(b.email.as_bytes()),
+            MemberOrder::CreatedAt => a.created_at.cmp(&b.created_at),
+            MemberOrder::UpdatedAt => a.updated_at.cmp(&b.updated_at),
+        }
+    }
+    let id_desc = order.last().is_some_and(|(_, desc)| *desc);
+    rows.sort_by(|a, b| {
+        order
+            .iter()
+            .map(|&(field, desc)| (by(field, a, b), desc))
+            .chain(std::iter::once((a.id.cmp(&b.id), id_desc)))
+            .map(|(ordering, desc)| if desc { ordering.reverse() } else { ordering })
+            .find(|ordering| ordering.is_ne())
+            .unwrap_or(Ordering::Equal)
+    });
 }
 
 /// The ids of the page at `offset`, walking from `mark` (the mark's own
@@ -790,10 +840,91 @@ impl PageMarks {
 mod tests {
     use super::*;
 
+    /// [`sort_page`] puts rows where SQLite's `ORDER BY` of the same
+    /// ordering ([`order_clause`]) does: ties, case, accents and the id's
+    /// direction included.
+    #[test]
+    fn a_page_is_sorted_as_its_order_by_sorts_it() {
+        let names = [
+            "Young", "young", "Émile", "Zoë", "adam", "Young", "Ada", "ada",
+        ];
+        let rows: Vec<MemberRow> = (0..40_i64)
+            .map(|i| {
+                let id = (i * 17) % 41 + 1; // ids not in insertion order
+                let n = |k: i64| names[((i * k) % names.len() as i64) as usize].to_string();
+                MemberRow {
+                    id,
+                    email: format!("{}{}@example.com", n(5), i % 3),
+                    first_name: n(3),
+                    last_name: n(7),
+                    role: "member".into(),
+                    organization_id: Some(1),
+                    department_id: None,
+                    added_by: None,
+                    created_at: i % 4,
+                    updated_at: 100 - i % 6,
+                    total: None,
+                    team_version: None,
+                }
+            })
+            .collect();
+        let db = rusqlite::Connection::open_in_memory().unwrap();
+        db.execute_batch(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, email TEXT, first_name TEXT, \
+             last_name TEXT, created_at INTEGER, updated_at INTEGER)",
+        )
+        .unwrap();
+        for r in &rows {
+            db.execute(
+                "INSERT INTO t VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                rusqlite::params![
+                    r.id,
+                    r.email,
+                    r.first_name,
+                    r.last_name,
+                    r.created_at,
+                    r.updated_at
+                ],
+            )
+            .unwrap();
+        }
+        use MemberOrder::*;
+        let fields = [Id, FirstName, LastName, Email, CreatedAt, UpdatedAt];
+        let mut orders: Vec<Vec<(MemberOrder, bool)>> = vec![vec![]];
+        for a in fields {
+            for desc in [false, true] {
+                orders.push(vec![(a, desc)]);
+                for b in fields {
+                    orders.push(vec![(a, desc), (b, !desc)]);
+                    orders.push(vec![(a, !desc), (b, !desc)]);
+                }
+            }
+        }
+        for order in orders {
+            let sql = format!("SELECT id FROM t{}", order_clause(&order, false));
+            let expected: Vec<i64> = db
+                .prepare(&sql)
+                .unwrap()
+                .query_map([], |row| row.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let mut sorted = rows.clone();
+            sort_page(&mut sorted, &order);
+            let got: Vec<i64> = sorted.iter().map(|r| r.id).collect();
+            assert_eq!(got, expected, "{sql}");
+        }
+    }
+
     #[test]
     fn team_roles_in_the_sql_are_the_domains() {
         assert_eq!(TEAM_ROLE_NAMES, crate::domain::organisation::TEAM_ROLES);
         assert_eq!(users::roles_sql(&TEAM_ROLE_NAMES), TEAM_ROLES);
+        let each: Vec<String> = TEAM_ROLE_NAMES
+            .iter()
+            .map(|role| format!("u.role = '{role}'"))
+            .collect();
+        assert_eq!(IS_TEAM_ROLE, format!("({})", each.join(" OR ")));
     }
 
     fn key(term: &str) -> SearchKey {
