@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use axum::extract::{DefaultBodyLimit, OriginalUri, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::api::{Api, Dialect, array, doc, drf_page, object, page_number, r, text};
@@ -194,85 +195,180 @@ pub fn api() -> Api {
 /// The group every coach belongs to, as Django's auth renders a group.
 const COACH_GROUP_ID: i64 = 2;
 
-fn file_url(state: &AppState, files: &HashMap<i64, String>, blob: Option<i64>) -> Value {
-    match blob.and_then(|id| files.get(&id).map(|name| (id, name))) {
-        Some((id, name)) => Value::String(download_url(state, id, name)),
-        None => Value::Null,
+fn file_url(state: &AppState, files: &HashMap<i64, String>, blob: Option<i64>) -> Option<String> {
+    let id = blob?;
+    files.get(&id).map(|name| download_url(state, id, name))
+}
+
+// The bodies are structs rather than `json!` values: a coach's keys went
+// through an ordered map (SipHash and an allocation each) before they
+// were written, a sixth of `GET /auth/coach/`. Fields serialize in the
+// order they are declared, which is the seed's.
+
+#[derive(Serialize)]
+struct CoachBody<'a> {
+    pk: i64,
+    username: &'a str,
+    email: &'a str,
+    dob: Option<&'a str>,
+    area: Vec<AreaBody<'a>>,
+    approved: bool,
+    group: GroupBody,
+    certification: Vec<CertificationBody<'a>>,
+    education: Vec<EducationBody<'a>>,
+    coach_profile: CoachProfileBody<'a>,
+    vetting_status: VettingBody,
+    avatar: Option<String>,
+    #[serde(rename = "coachAlias")]
+    coach_alias: &'a str,
+}
+
+#[derive(Serialize)]
+struct AreaBody<'a> {
+    id: i64,
+    alias: &'a str,
+    name: &'a str,
+    category: i64,
+}
+
+/// A group as Django's auth renders one.
+#[derive(Serialize)]
+struct GroupBody {
+    id: i64,
+    name: &'static str,
+    permissions: [i64; 0],
+}
+
+#[derive(Serialize)]
+struct CoachProfileBody<'a> {
+    user: i64,
+    introduction: &'a str,
+    website: &'a str,
+    #[serde(rename = "instagramId")]
+    instagram_id: &'a str,
+    #[serde(rename = "twitterId")]
+    twitter_id: &'a str,
+    about_you: &'a str,
+    business_logo: Option<String>,
+    business_name: &'a str,
+    coach_since: Option<&'a str>,
+    coach_location: Option<&'a str>,
+    coach_experience: &'a str,
+    mother_tongue: Option<i64>,
+    coaching_language: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct CertificationBody<'a> {
+    id: i64,
+    user_id: i64,
+    name: &'a str,
+    issue_institution: &'a str,
+    issue_date: Option<&'a str>,
+    attachment: Option<String>,
+}
+
+#[derive(Serialize)]
+struct EducationBody<'a> {
+    id: i64,
+    user_id: i64,
+    school_name: &'a str,
+    degree: &'a str,
+    start_date: Option<&'a str>,
+    end_date: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct VettingBody {
+    id: i64,
+    status: &'static str,
+    created_at: String,
+    last_update: String,
+}
+
+fn certification_json<'a>(
+    state: &AppState,
+    c: &'a CertificationRow,
+    files: &HashMap<i64, String>,
+) -> CertificationBody<'a> {
+    CertificationBody {
+        id: c.id,
+        user_id: c.user_id,
+        name: &c.name,
+        issue_institution: &c.issue_institution,
+        issue_date: c.issue_date.as_deref(),
+        attachment: file_url(state, files, c.attachment_blob_id),
     }
 }
 
-fn certification_json(
-    state: &AppState,
-    c: &CertificationRow,
-    files: &HashMap<i64, String>,
-) -> Value {
-    json!({
-        "id": c.id,
-        "user_id": c.user_id,
-        "name": c.name,
-        "issue_institution": c.issue_institution,
-        "issue_date": c.issue_date,
-        "attachment": file_url(state, files, c.attachment_blob_id),
-    })
+fn education_json(e: &EducationRow) -> EducationBody<'_> {
+    EducationBody {
+        id: e.id,
+        user_id: e.user_id,
+        school_name: &e.school_name,
+        degree: &e.degree,
+        start_date: e.start_date.as_deref(),
+        end_date: e.end_date.as_deref(),
+    }
 }
 
-fn education_json(e: &EducationRow) -> Value {
-    json!({
-        "id": e.id,
-        "user_id": e.user_id,
-        "school_name": e.school_name,
-        "degree": e.degree,
-        "start_date": e.start_date,
-        "end_date": e.end_date,
-    })
+fn vetting_json(v: &Vetting) -> VettingBody {
+    VettingBody {
+        id: v.id,
+        status: v.status.code(),
+        created_at: iso_date(v.created_at),
+        last_update: iso_date(v.last_update),
+    }
 }
 
-fn vetting_json(v: &Vetting) -> Value {
-    json!({
-        "id": v.id,
-        "status": v.status.code(),
-        "created_at": iso_date(v.created_at),
-        "last_update": iso_date(v.last_update),
-    })
-}
-
-fn coach_json(state: &AppState, c: &Coach) -> Value {
+fn coach_json<'a>(state: &AppState, c: &'a Coach) -> CoachBody<'a> {
     let r = &c.row;
-    json!({
-        "pk": r.id,
-        "username": r.email,
-        "email": r.email,
-        "dob": r.date_of_birth,
-        "area": c.areas.iter().map(|a| json!({
-            "id": a.id,
-            "alias": a.alias,
-            "name": a.name,
-            "category": a.category_id,
-        })).collect::<Vec<_>>(),
-        "approved": r.approved,
-        "group": {"id": COACH_GROUP_ID, "name": "Coach", "permissions": []},
-        "certification": c.certifications.iter()
-            .map(|x| certification_json(state, x, &c.files)).collect::<Vec<_>>(),
-        "education": c.educations.iter().map(education_json).collect::<Vec<_>>(),
-        "coach_profile": {
-            "user": r.id,
-            "introduction": r.introduction,
-            "website": r.website,
-            "instagramId": r.instagram_id,
-            "twitterId": r.twitter_id,
-            "about_you": r.about_you,
-            "business_logo": file_url(state, &c.files, r.business_logo_blob_id),
-            "business_name": r.business_name,
-            "coach_since": r.coach_since,
-            "coach_location": r.coach_location,
-            "coach_experience": r.coach_experience,
-            "mother_tongue": r.mother_tongue_id,
-            "coaching_language": r.coaching_language_id,
+    CoachBody {
+        pk: r.id,
+        username: &r.email,
+        email: &r.email,
+        dob: r.date_of_birth.as_deref(),
+        area: c
+            .areas
+            .iter()
+            .map(|a| AreaBody {
+                id: a.id,
+                alias: &a.alias,
+                name: &a.name,
+                category: a.category_id,
+            })
+            .collect(),
+        approved: r.approved,
+        group: GroupBody {
+            id: COACH_GROUP_ID,
+            name: "Coach",
+            permissions: [],
         },
-        "vetting_status": vetting_json(&Vetting::of(r)),
-        "avatar": file_url(state, &c.files, r.avatar_blob_id),
-        "coachAlias": r.alias,
-    })
+        certification: c
+            .certifications
+            .iter()
+            .map(|x| certification_json(state, x, &c.files))
+            .collect(),
+        education: c.educations.iter().map(education_json).collect(),
+        coach_profile: CoachProfileBody {
+            user: r.id,
+            introduction: &r.introduction,
+            website: &r.website,
+            instagram_id: &r.instagram_id,
+            twitter_id: &r.twitter_id,
+            about_you: &r.about_you,
+            business_logo: file_url(state, &c.files, r.business_logo_blob_id),
+            business_name: &r.business_name,
+            coach_since: r.coach_since.as_deref(),
+            coach_location: r.coach_location.as_deref(),
+            coach_experience: &r.coach_experience,
+            mother_tongue: r.mother_tongue_id,
+            coaching_language: r.coaching_language_id,
+        },
+        vetting_status: vetting_json(&Vetting::of(r)),
+        avatar: file_url(state, &c.files, r.avatar_blob_id),
+        coach_alias: &r.alias,
+    }
 }
 
 // ------------------------------------------------------------ coach object

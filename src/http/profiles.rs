@@ -443,11 +443,13 @@ struct OneProfileBody<'a> {
     profile: ProfileBody<'a>,
 }
 
-fn profile_response(state: &AppState, status: StatusCode, p: &Profile) -> Response {
+/// The profile and its ETag ([`profiles::etag`], which the caller may
+/// already have made: a hash, not worth making twice).
+fn profile_response(state: &AppState, status: StatusCode, p: &Profile, etag: &str) -> Response {
     let body = OneProfileBody {
         profile: ProfileBody::of(state, p),
     };
-    with_etag(status, &body, &profiles::etag(&p.row))
+    with_etag(status, &body, etag)
 }
 
 // ------------------------------------------------------------------- reads
@@ -523,7 +525,7 @@ async fn respond_show(
     if none_match(headers, &etag) {
         return Ok(not_modified(&etag));
     }
-    Ok(profile_response(state, StatusCode::OK, &profile))
+    Ok(profile_response(state, StatusCode::OK, &profile, &etag))
 }
 
 async fn show(
@@ -603,7 +605,8 @@ async fn respond_update(
     let changes = changes_from(params.require("profile")?)?;
     let condition = if_match(headers);
     let profile = profiles::update(state, me, target, changes, condition.as_deref()).await?;
-    Ok(profile_response(state, StatusCode::OK, &profile))
+    let etag = profiles::etag(&profile.row);
+    Ok(profile_response(state, StatusCode::OK, &profile, &etag))
 }
 
 async fn update(
