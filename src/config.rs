@@ -97,7 +97,7 @@ impl Default for Config {
             public_url: "http://127.0.0.1:8000".into(),
             secret_key: None,
             database_url: None,
-            database_max_connections: 8,
+            database_max_connections: default_pool_size(),
             smtp_url: None,
             email_from: "Roster <noreply@localhost>".into(),
             activation_url: "{public_url}/activate/{uid}/{token}".into(),
@@ -142,6 +142,18 @@ impl Default for Config {
             log_format: LogFormat::Auto,
         }
     }
+}
+
+/// The database pool's default size: twice the cores this process may run
+/// on, at least 4 and at most 8. On the benchmark's two cores, with
+/// PostgreSQL beside Roster, 8 connections were 8 busy backends taking
+/// turns on a shared core: 4 cut the departments page's p99 from 10.9-12.4
+/// to 8.0-9.0 ms and served more requests, not fewer (`bench/README.md`,
+/// Round 16). A database on a larger machine of its own wants a size set
+/// for its cores (`ROSTER_DATABASE_MAX_CONNECTIONS`).
+fn default_pool_size() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (2 * cores).clamp(4, 8) as u32
 }
 
 /// One setting: its environment name, its `roster.toml` key, and whether it
