@@ -139,7 +139,7 @@ impl<DB: Database> Connections<DB> {
             let conn = Box::pin(self.pool.acquire()).await?;
             return Ok(self.lease(conn, Instant::now(), None));
         };
-        let timeout = self.pool.options().get_acquire_timeout();
+        let (timeout, asked) = (self.pool.options().get_acquire_timeout(), Instant::now());
         let permit = tokio::time::timeout(timeout, parking.permits.clone().acquire_owned())
             .await
             .map_err(|_| sqlx::Error::PoolTimedOut)?
@@ -147,7 +147,14 @@ impl<DB: Database> Connections<DB> {
         if let Some((conn, taken)) = unpark(parking) {
             return Ok(self.lease(conn, taken, Some(permit)));
         }
-        let conn = Box::pin(self.pool.acquire()).await?;
+        // The wait for the permit counts against the same timeout: in all,
+        // a request waits the acquire timeout for a connection, not twice
+        // that (while the database is down, each permit holder waits out a
+        // connect of its own).
+        let left = timeout.saturating_sub(asked.elapsed());
+        let conn = tokio::time::timeout(left, Box::pin(self.pool.acquire()))
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)??;
         Ok(self.lease(conn, Instant::now(), Some(permit)))
     }
 
